@@ -1,0 +1,26 @@
+"""stablenet: deep neural networks designed, trained and analysed as discretized ODEs.
+
+    dY/dt = f(Y, θ(t)),  Y(0) = Y0,  t ∈ [0, T]
+
+A network is four separable choices: the dynamics f (:mod:`stablenet.dynamics`), the integrator
+(:mod:`stablenet.integrators`), the time grids (:mod:`stablenet.timegrid`) and, later, the way
+gradients are computed.  :class:`ODEBlock` composes the first three into a ``torch.nn.Module``;
+:func:`integrate` steps any right-hand side func(t, y).
+"""
+
+from .block import ODEBlock
+from .dynamics import (Antisymmetric, DoubleLayer, Dynamics, Hamiltonian, Parabolic,
+                       SingleLayer)
+from .functional import integrate
+from .integrators import Integrator, available, get_integrator
+from .models import DuplicateFeatures, ODEClassifier, get_loss, least_squares, softmax_cross_entropy
+from .timegrid import ControlGrid, StateGrid
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ODEBlock", "integrate", "Integrator", "available", "get_integrator",
+    "Dynamics", "SingleLayer", "DoubleLayer", "Antisymmetric", "Parabolic", "Hamiltonian",
+    "ControlGrid", "StateGrid", "ODEClassifier", "DuplicateFeatures", "get_loss",
+    "softmax_cross_entropy", "least_squares", "__version__",
+]

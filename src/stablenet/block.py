@@ -1,0 +1,152 @@
+"""ODEBlock: dynamics × integrator × time grids as one ``torch.nn.Module``."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import _checks
+from .dynamics import Dynamics
+from .integrators import Integrator, SeparableRHS, get_integrator, solve
+from .timegrid import INTERPOLATIONS, ControlGrid, StateGrid
+
+
+def check_compatible(dynamics: Dynamics, integrator: Integrator) -> None:
+    """Refuse a dynamics/integrator pairing that would compute something other than asked."""
+    if integrator.separable and not dynamics.two_stream:
+        raise ValueError(
+            f"method={integrator.name!r} needs a two-stream dynamics (y, z) such as Hamiltonian, "
+            f"got one-stream {type(dynamics).__name__}; use euler, midpoint, rk4, ab3 or leapfrog"
+        )
+    if integrator.second_order and dynamics.two_stream:
+        raise ValueError(
+            f"method={integrator.name!r} integrates one-stream second-order dynamics Y'' = f(Y), "
+            f"got two-stream {type(dynamics).__name__}; use verlet or a Runge-Kutta method"
+        )
+
+
+class ODEBlock(nn.Module):
+    """Y_N from Y_0 by ``steps`` steps of ``method`` on dY/dt = f(Y, θ(t)), t ∈ [0, T].
+
+    Args:
+        dynamics: a :class:`~stablenet.dynamics.Dynamics`; its weights carry nt control points.
+        T: final time (> 0).  Required: there is no default grid.
+        steps: number N of state steps, h = T / N.  Required.  Can be changed after training
+            (``block.steps = 4 * N`` or ``block(x, steps=…)``) to evaluate the same weights on
+            another state grid (seed 004's control vs state layers).
+        method: integrator name (``euler``, ``midpoint``, ``rk3``, ``rk4``, ``ab3``, ``verlet``,
+            ``leapfrog``) or an :class:`~stablenet.integrators.Integrator` instance.
+        controls: how the nt control weights become θ(t): ``"constant"`` (piecewise constant;
+            nt = steps is one weight set per layer) or ``"linear"``.
+
+    Input and output are batch-first, (batch, width).  For two-stream dynamics a tensor input is
+    y(0) with z starting at 0 (Verlet: Z_{−1/2} = 0, the seeds' convention) and the output is
+    y(T); a pair (y, z) in gives the pair out.  ``return_states=True`` returns all N + 1 states
+    stacked on a new leading dimension (for a tensor input to a two-stream block, those of y).
+    """
+
+    def __init__(self, dynamics: Dynamics, *, T: float, steps: int, method: str | Integrator,
+                 controls: str = "constant"):
+        super().__init__()
+        if not isinstance(dynamics, Dynamics):
+            raise TypeError(f"dynamics must be a stablenet Dynamics module, got {type(dynamics).__name__}")
+        self.dynamics = dynamics
+        self.T = _checks.positive_float("T", T)
+        self.steps = steps
+        self.integrator = get_integrator(method)
+        check_compatible(dynamics, self.integrator)
+        self.controls = _checks.choice("controls", controls, INTERPOLATIONS)
+        self._coordinate_cache: dict = {}
+
+    # -- grids ------------------------------------------------------------------------------------
+    @property
+    def steps(self) -> int:
+        return self._steps
+
+    @steps.setter
+    def steps(self, value: int) -> None:
+        self._steps = _checks.positive_int("steps", value)
+
+    @property
+    def h(self) -> float:
+        return self.T / self.steps
+
+    @property
+    def state_grid(self) -> StateGrid:
+        return StateGrid(self.T, self.steps)
+
+    @property
+    def control_grid(self) -> ControlGrid:
+        return ControlGrid(self.T, self.dynamics.nt, self.controls)
+
+    def weights_at(self, times) -> tuple[torch.Tensor, ...]:
+        """θ(t) at the given times, one tensor (len(times), …) per weight (e.g. for analysis)."""
+        grid = self.control_grid
+        return tuple(grid.evaluate(w, times) for w in self.dynamics.control_weights())
+
+    def prolongate(self) -> "ODEBlock":
+        """Double the control points nt → 2nt keeping θ(t) exactly (rebuild the optimizer after)."""
+        self.dynamics.prolongate(self.controls)
+        return self
+
+    def _stage_table(self, steps: int, device):
+        """(flat coordinates of every stage θ, per-step {c: flat index}), cached per grid."""
+        key = (steps, self.dynamics.nt, self.controls, str(device))
+        entry = self._coordinate_cache.get(key)
+        if entry is None:
+            positions, index = [], []
+            for j in range(steps):
+                offsets = self.integrator.stage_offsets(j)
+                index.append({c: len(positions) + k for k, c in enumerate(offsets)})
+                positions.extend((j, c) for c in offsets)
+            coords = self.control_grid.stage_coordinates(positions, steps, device)
+            entry = self._coordinate_cache[key] = (coords, index)
+        return entry
+
+    # -- forward ----------------------------------------------------------------------------------
+    def forward(self, x, *, steps: int | None = None, return_states: bool = False):
+        dyn = self.dynamics
+        N = self.steps if steps is None else _checks.positive_int("steps", steps)
+        pair_in = isinstance(x, (tuple, list))
+        if dyn.two_stream:
+            if pair_in:
+                if len(x) != 2:
+                    raise ValueError(f"a two-stream state must be a pair (y, z), got {len(x)} tensors")
+                y0, z0 = x
+                _checks.finite_state("z0", z0, dyn.width_z)
+            else:
+                y0 = x
+                z0 = None
+            _checks.finite_state("y0", y0, dyn.width)
+            if z0 is None:
+                z0 = y0.new_zeros(*y0.shape[:-1], dyn.width_z)
+            state = (y0, z0)
+        else:
+            if pair_in:
+                raise ValueError(f"{type(dyn).__name__} is one-stream: pass a tensor, not a pair")
+            _checks.finite_state("y0", x, dyn.width)
+            state = x
+
+        device = state[0].device if dyn.two_stream else state.device
+        coords, index = self._stage_table(N, device)
+        grid = self.control_grid
+        thetas = list(zip(*(grid.gather(w, coords).unbind(0) for w in dyn.control_weights())))
+
+        if self.integrator.separable:
+            dy, dz = dyn.dy, dyn.dz
+            f = SeparableRHS(lambda j, c, z: dy(z, *thetas[index[j][c]]),
+                             lambda j, c, y: dz(y, *thetas[index[j][c]]))
+        else:
+            rhs = dyn.forward
+
+            def f(j, c, y):
+                return rhs(y, *thetas[index[j][c]])
+
+        out = solve(self.integrator, f, state, self.T / N, N, return_states)
+        if dyn.two_stream and not pair_in:
+            return out[0]
+        return out
+
+    def extra_repr(self) -> str:
+        return f"T={self.T}, steps={self.steps}, method={self.integrator.name!r}, controls={self.controls!r}"
+

@@ -1,0 +1,127 @@
+"""The dynamics interface: right-hand sides f(Y, θ) whose weights live on a control grid.
+
+A dynamics module holds its weights stacked along a leading *control* dimension of size nt (one
+slice per control point, see :mod:`stablenet.timegrid`) and evaluates f for one slice:
+``forward(y, *theta)``.  It never interpolates or steps in time itself; the
+:class:`~stablenet.block.ODEBlock` asks :meth:`Dynamics.control_weights` for the stacked weights,
+interpolates them at every stage the integrator needs, and calls ``forward`` with one stage's
+slices.  Constraints such as antisymmetry are torch parametrizations of the stored weight, so they
+apply before interpolation and every integrator accepts them unchanged (Meganet's idea).
+
+Two-stream (Hamiltonian) dynamics set ``two_stream = True`` and also provide the stream-wise
+right-hand sides ``dy(z, *theta)`` and ``dz(y, *theta)`` that Verlet needs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+
+from .. import _checks
+from ..timegrid import ControlGrid
+
+
+def smooth_relu(x: torch.Tensor, eta: float = 0.1) -> torch.Tensor:
+    """ReLU with the kink replaced by a quadratic on |x| ≤ η (C¹; Meganet's smoothReluActivation).
+
+    0 for x < −η, x²/(4η) + x/2 + η/4 for |x| ≤ η, x for x > η.
+    """
+    quad = x * x / (4 * eta) + x / 2 + eta / 4
+    return torch.where(x > eta, x, torch.where(x < -eta, torch.zeros_like(x), quad))
+
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "smooth_relu": smooth_relu,
+    "identity": lambda x: x,
+}
+
+NORMALIZATIONS = (None, "layer")
+
+
+def _layer_norm(x: torch.Tensor) -> torch.Tensor:
+    return F.layer_norm(x, x.shape[-1:])
+
+
+class Dynamics(nn.Module):
+    """Base class: weights with a leading control dimension, f evaluated one slice at a time.
+
+    Subclasses register each time-dependent weight with :meth:`_control_parameter` (in the order
+    ``forward`` takes them) and implement ``forward(y, *theta)``.
+    """
+
+    two_stream: ClassVar[bool] = False
+
+    def __init__(self, width: int, *, nt: int = 1, activation: str = "tanh",
+                 normalization: str | None = None):
+        super().__init__()
+        self.width = _checks.positive_int("width", width)
+        _checks.positive_int("nt", nt)
+        _checks.choice("activation", activation, ACTIVATIONS)
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {list(NORMALIZATIONS)}, got {normalization!r}")
+        self.activation_name = activation
+        self.activation = ACTIVATIONS[activation]
+        self.normalization = normalization
+        self._control_names: list[str] = []
+        self._nt = nt
+
+    # -- construction helpers --------------------------------------------------------------------
+    def _control_parameter(self, name: str, *shape: int, fan_in: int | None = None) -> None:
+        """Register a weight of shape (nt, *shape): normal with std 1/√fan_in, or zero if no fan-in."""
+        data = torch.zeros(self._nt, *shape)
+        if fan_in is not None:
+            data.normal_(0.0, 1.0 / math.sqrt(fan_in))
+        self.register_parameter(name, nn.Parameter(data))
+        self._control_names.append(name)
+
+    def _pre_activation(self, x: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """σ(N(x) + b): the activation of the (optionally normalized) pre-activation."""
+        if self.normalization == "layer":
+            x = _layer_norm(x)
+        return self.activation(x + b)
+
+    # -- the interface the block uses --------------------------------------------------------------
+    @property
+    def nt(self) -> int:
+        """Number of control points the weights live on."""
+        return getattr(self, self._control_names[0]).shape[0]
+
+    @property
+    def control_names(self) -> tuple[str, ...]:
+        """Names of the time-dependent weights, in the order ``forward`` takes them."""
+        return tuple(self._control_names)
+
+    def control_weights(self) -> tuple[torch.Tensor, ...]:
+        """The effective stacked weights (nt, ...), parametrizations applied, forward's order."""
+        return tuple(getattr(self, name) for name in self._control_names)
+
+    def forward(self, y, *theta):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def prolongate(self, interpolation: str = "constant") -> None:
+        """Refine the control grid nt → 2·nt in place, keeping θ(t) exactly (multilevel training).
+
+        Replaces the parameters: build the optimizer after prolongating.  Parametrized weights are
+        refined through their unconstrained original (the constraints here are linear, so θ(t) is
+        kept exactly).
+        """
+        grid = ControlGrid(1.0, self.nt, interpolation)
+        for name in self._control_names:
+            if parametrize.is_parametrized(self, name):
+                owner, attr = self.parametrizations[name], "original"
+            else:
+                owner, attr = self, name
+            old = getattr(owner, attr)
+            setattr(owner, attr, nn.Parameter(grid.prolongate(old.detach()), requires_grad=old.requires_grad))
+
+    def extra_repr(self) -> str:
+        norm = f", normalization={self.normalization!r}" if self.normalization else ""
+        return f"width={self.width}, nt={self.nt}, activation={self.activation_name!r}{norm}"

@@ -1,0 +1,126 @@
+"""The integrator interface, the registry that finds integrators by name, and the stepping loop.
+
+An integrator is a small object with a ``name``, an ``order`` and one ``step`` method (the shape of
+torchdiffeq's fixed-grid solvers).  It never sees weights or times directly: it calls the
+right-hand side as ``f(j, c, y)``, "evaluate at stage position (j, c)", i.e. at time (j + c)·h
+inside step j.  The caller decides what that means: :func:`stablenet.integrate` turns it into
+``func(t, y)``, an :class:`~stablenet.block.ODEBlock` into a look-up of the weights it
+interpolated for that stage once per forward pass.  Because every integrator announces its stage
+positions up front (:meth:`Integrator.stage_offsets`), the per-step cost is the arithmetic of the
+scheme and nothing else.
+
+States are tensors, or pairs ``(y, z)`` of tensors for two-stream systems; the helpers below do
+the vector-space arithmetic on both.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar, NamedTuple
+
+import torch
+
+State = Any  # a tensor, or a tuple (y, z) of tensors
+RHS = Callable[[int, float, State], State]
+
+
+class SeparableRHS(NamedTuple):
+    """A two-stream right-hand side split by stream: dy/dt = dy(j, c, z), dz/dt = dz(j, c, y)."""
+
+    dy: Callable[[int, float, torch.Tensor], torch.Tensor]
+    dz: Callable[[int, float, torch.Tensor], torch.Tensor]
+
+    def __call__(self, j: int, c: float, state):
+        y, z = state
+        return (self.dy(j, c, z), self.dz(j, c, y))
+
+
+def axpy(y: State, a: float, x: State) -> State:
+    """y + a·x for tensors and for (y, z) pairs."""
+    if type(y) is tuple:
+        return tuple(torch.add(yi, xi, alpha=a) for yi, xi in zip(y, x))
+    return torch.add(y, x, alpha=a)
+
+
+def combine(y: State, h: float, terms) -> State:
+    """y + h·Σ a_i k_i for (a_i, k_i) in ``terms``."""
+    for a, k in terms:
+        y = axpy(y, h * a, k)
+    return y
+
+
+class Integrator:
+    """Base class of the fixed-step integrators.
+
+    Subclasses set ``name`` and ``order`` and implement :meth:`step`.  Two flags describe what
+    kind of system a scheme integrates:
+
+    * ``separable``: the state is a pair (y, z) and the right-hand side must come split by stream
+      (:class:`SeparableRHS`); Verlet needs this.
+    * ``second_order``: the scheme integrates Y'' = f(t, Y) instead of Y' = f(t, Y) (leapfrog).
+    """
+
+    name: ClassVar[str] = ""
+    order: ClassVar[int] = 0
+    separable: ClassVar[bool] = False
+    second_order: ClassVar[bool] = False
+    _offsets: ClassVar[tuple[float, ...]] = (0.0,)
+
+    def stage_offsets(self, j: int) -> tuple[float, ...]:
+        """The stage positions c (in units of h from t_j) at which step j evaluates f."""
+        return self._offsets
+
+    def step(self, f: RHS, j: int, y: State, h: float, memory: Any) -> tuple[State, Any]:
+        """Advance from Y_j to Y_{j+1}.  ``memory`` carries what multistep schemes need."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+_REGISTRY: dict[str, type[Integrator]] = {}
+
+
+def register(cls: type[Integrator]) -> type[Integrator]:
+    """Class decorator: make an integrator available by its ``name``."""
+    if not cls.name:
+        raise ValueError(f"integrator class {cls.__name__} has no name")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def available() -> list[str]:
+    """Names of the registered integrators."""
+    return sorted(_REGISTRY)
+
+
+def get_integrator(method: str | Integrator) -> Integrator:
+    """An integrator instance from a name (``"rk4"``) or an instance (returned as is)."""
+    if isinstance(method, Integrator):
+        return method
+    if isinstance(method, type) and issubclass(method, Integrator):
+        return method()
+    if not isinstance(method, str) or method not in _REGISTRY:
+        raise ValueError(f"method must be one of {available()} or an Integrator instance, got {method!r}")
+    return _REGISTRY[method]()
+
+
+def solve(integrator: Integrator, f: RHS, y0: State, h: float, steps: int,
+          return_states: bool = False):
+    """Take ``steps`` steps of size ``h`` from ``y0``; the final state, or all N + 1 states.
+
+    All states come back stacked along a new leading dimension (for pairs, each stream stacked).
+    """
+    step = integrator.step
+    memory = None
+    y = y0
+    if not return_states:
+        for j in range(steps):
+            y, memory = step(f, j, y, h, memory)
+        return y
+    states = [y0]
+    for j in range(steps):
+        y, memory = step(f, j, y, h, memory)
+        states.append(y)
+    if type(y0) is tuple:
+        return tuple(torch.stack(stream) for stream in zip(*states))
+    return torch.stack(states)

@@ -1,0 +1,169 @@
+"""Time grids: the state grid the integrator steps on, and the control grid the weights live on.
+
+A network is the discretization of dY/dt = f(Y, θ(t)) on [0, T].  Two grids are involved
+(seed 004, "control layers vs state layers"; Meganet's separate ``tTheta`` and ``tY``):
+
+* the **state grid**: ``steps`` = N uniform steps of size h = T / N, states Y_0 … Y_N;
+* the **control grid**: ``nt`` control points that carry the weights θ_0 … θ_{nt-1}.
+
+The control points sit at the left ends of nt equal cells, τ_k = k·T/nt, k = 0 … nt−1.
+θ(t) is then either
+
+* ``"constant"``: θ(t) = θ_k on the cell [τ_k, τ_{k+1}) (the last cell is closed at T), or
+* ``"linear"``: linear between τ_k and τ_{k+1}, constant θ_{nt−1} on the last cell [τ_{nt−1}, T].
+
+With this placement the grids are *nested*: the control grid of 2·nt points contains every point of
+the grid of nt points, so prolongation nt → 2nt (:meth:`ControlGrid.prolongate`, used by
+multilevel training) reproduces θ(t) exactly for both interpolations.  nt = 1 means identical
+layers (stationary weights); nt = N with ``"constant"`` is the classic ResNet with one weight set
+per layer.
+
+An integrator evaluates θ at *stage positions* (j, c): stage time t = (j + c)·h inside step j,
+with c ∈ [0, 1].  For piecewise-constant weights a stage that falls exactly on a cell boundary
+takes the cell on the side of its own step (the left limit when c > 0), so the last stage of RK4
+in step j (c = 1) uses θ_j, not θ_{j+1}: the integrand is smooth inside every step and the
+integrator keeps its order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple, Sequence
+
+import torch
+
+from . import _checks
+
+INTERPOLATIONS = ("constant", "linear")
+
+# A stage position (j, c): stage time (j + c)·h inside step j of the state grid.
+StagePosition = tuple[int, float]
+
+
+class Coordinates(NamedTuple):
+    """Indices and weights with θ = (1 − w)·θ[i0] + w·θ[i1], one entry per requested time.
+
+    ``constant``: all w are 0 (a pure gather); ``identity``: the request is θ_0 … θ_{nt−1} in order,
+    so the stored weights can be used as they are.
+    """
+
+    i0: torch.Tensor
+    i1: torch.Tensor
+    w: torch.Tensor
+    constant: bool
+    identity: bool
+
+
+@dataclass(frozen=True)
+class StateGrid:
+    """N uniform steps of size h = T / N on [0, T]."""
+
+    T: float
+    steps: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "T", _checks.positive_float("T", self.T))
+        object.__setattr__(self, "steps", _checks.positive_int("steps", self.steps))
+
+    @property
+    def h(self) -> float:
+        return self.T / self.steps
+
+    def times(self) -> torch.Tensor:
+        """The N + 1 state times t_j = j·h (float64)."""
+        return torch.arange(self.steps + 1, dtype=torch.float64) * self.h
+
+
+@dataclass(frozen=True)
+class ControlGrid:
+    """nt control points on [0, T] and the rule that turns them into θ(t)."""
+
+    T: float
+    nt: int
+    interpolation: str = "constant"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "T", _checks.positive_float("T", self.T))
+        object.__setattr__(self, "nt", _checks.positive_int("nt", self.nt))
+        _checks.choice("interpolation", self.interpolation, INTERPOLATIONS)
+
+    def times(self) -> torch.Tensor:
+        """The control times τ_k = k·T/nt, k = 0 … nt−1 (float64)."""
+        return torch.arange(self.nt, dtype=torch.float64) * (self.T / self.nt)
+
+    # -- where a time falls on the control grid ------------------------------------------------
+    def _coordinates(self, s: float, left_limit: bool) -> tuple[int, int, float]:
+        """(i0, i1, w) such that θ = (1 − w)·θ_{i0} + w·θ_{i1}, for s = t·nt/T."""
+        nt = self.nt
+        if self.interpolation == "constant" or nt == 1:
+            k = round(s)
+            if abs(s - k) <= 1e-9 * max(1.0, abs(s)):
+                i = k - 1 if left_limit else k
+            else:
+                i = math.floor(s)
+            i = min(max(i, 0), nt - 1)
+            return i, i, 0.0
+        s = min(max(s, 0.0), nt - 1.0)
+        i0 = min(math.floor(s), nt - 2)
+        return i0, i0 + 1, s - i0
+
+    def coordinates(self, times: Sequence[float], left_limit: Sequence[bool] | None = None,
+                    device: torch.device | str | None = None) -> "Coordinates":
+        """Where a list of times in [0, T] falls on the control grid (see :class:`Coordinates`)."""
+        if left_limit is None:
+            left_limit = [False] * len(times)
+        scale = self.nt / self.T
+        coords = [self._coordinates(t * scale, ll) for t, ll in zip(times, left_limit)]
+        i0 = torch.tensor([c[0] for c in coords], dtype=torch.long, device=device)
+        i1 = torch.tensor([c[1] for c in coords], dtype=torch.long, device=device)
+        w = torch.tensor([c[2] for c in coords], dtype=torch.float64)
+        constant = bool((w == 0).all())
+        identity = constant and len(coords) == self.nt and all(c[0] == k for k, c in enumerate(coords))
+        return Coordinates(i0, i1, w.to(device), constant, identity)
+
+    def stage_coordinates(self, positions: Sequence[StagePosition], steps: int,
+                          device: torch.device | str | None = None) -> "Coordinates":
+        """Coordinates of stage positions (j, c) of a state grid with ``steps`` steps on [0, T]."""
+        h = self.T / steps
+        times = [(j + c) * h for j, c in positions]
+        return self.coordinates(times, [c > 0 for _, c in positions], device)
+
+    def gather(self, weights: torch.Tensor, coords: "Coordinates") -> torch.Tensor:
+        """θ at precomputed coordinates: a tensor (len(coords), *weights.shape[1:]).
+
+        ``weights`` holds the control values, shape (nt, ...).  One gather (and one lerp for
+        linear interpolation) for all times at once, so the cost does not grow with the number of
+        Python-level steps.
+        """
+        if weights.shape[0] != self.nt:
+            raise ValueError(f"weights have {weights.shape[0]} control points, the grid has nt={self.nt}")
+        if coords.identity:
+            return weights
+        lower = weights.index_select(0, coords.i0)
+        if coords.constant:
+            return lower
+        w = coords.w.to(weights.dtype).reshape(-1, *([1] * (weights.dim() - 1)))
+        return torch.lerp(lower, weights.index_select(0, coords.i1), w)
+
+    def evaluate(self, weights: torch.Tensor, times: Sequence[float] | torch.Tensor) -> torch.Tensor:
+        """θ(t) at the given times (right-continuous for piecewise-constant weights)."""
+        if isinstance(times, torch.Tensor):
+            times = times.tolist()
+        return self.gather(weights, self.coordinates(list(times), device=weights.device))
+
+    # -- refinement -----------------------------------------------------------------------------
+    def prolongate(self, weights: torch.Tensor) -> torch.Tensor:
+        """Control values on the grid of 2·nt points that represent exactly the same θ(t)."""
+        if weights.shape[0] != self.nt:
+            raise ValueError(f"weights have {weights.shape[0]} control points, the grid has nt={self.nt}")
+        if self.interpolation == "constant":
+            return weights.repeat_interleave(2, dim=0)
+        # Even new points coincide with old ones; odd ones are midpoints of old cells, and the
+        # last one lies in the old constant tail.
+        mid = torch.cat([0.5 * (weights[:-1] + weights[1:]), weights[-1:]], dim=0)
+        return torch.stack([weights, mid], dim=1).reshape(2 * self.nt, *weights.shape[1:])
+
+    def refined(self) -> "ControlGrid":
+        """The grid with 2·nt points."""
+        return ControlGrid(self.T, 2 * self.nt, self.interpolation)
