@@ -43,6 +43,10 @@ class ODEBlock(nn.Module):
     y(0) with z starting at 0 (Verlet: Z_{−1/2} = 0, the seeds' convention) and the output is
     y(T); a pair (y, z) in gives the pair out.  ``return_states=True`` returns all N + 1 states
     stacked on a new leading dimension (for a tensor input to a two-stream block, those of y).
+
+    Note on Verlet networks: Z_{−1/2} = 0 fixes z at t = −h/2, a time that moves with h, so
+    re-evaluating the same weights on finer state grids converges at first order (the integrator
+    itself is second order for a given z(−h/2); see :func:`stablenet.integrate`).
     """
 
     def __init__(self, dynamics: Dynamics, *, T: float, steps: int, method: str | Integrator,
@@ -103,11 +107,28 @@ class ODEBlock(nn.Module):
             entry = self._coordinate_cache[key] = (coords, index)
         return entry
 
+    def _rhs(self, steps: int, device):
+        """The right-hand side f(j, c, y) for the integrator, with θ interpolated at every stage."""
+        dyn = self.dynamics
+        coords, index = self._stage_table(steps, device)
+        grid = self.control_grid
+        thetas = list(zip(*(grid.gather(w, coords).unbind(0) for w in dyn.control_weights())))
+        if self.integrator.separable:
+            dy, dz = dyn.dy, dyn.dz
+            return SeparableRHS(lambda j, c, z: dy(z, *thetas[index[j][c]]),
+                                lambda j, c, y: dz(y, *thetas[index[j][c]]))
+        rhs = dyn.forward
+
+        def f(j, c, y):
+            return rhs(y, *thetas[index[j][c]])
+
+        return f
+
     # -- forward ----------------------------------------------------------------------------------
     def forward(self, x, *, steps: int | None = None, return_states: bool = False):
         dyn = self.dynamics
         N = self.steps if steps is None else _checks.positive_int("steps", steps)
-        pair_in = isinstance(x, (tuple, list))
+        pair_in = isinstance(x, (tuple, list)) and all(isinstance(v, torch.Tensor) for v in x)
         if dyn.two_stream:
             if pair_in:
                 if len(x) != 2:
@@ -128,24 +149,29 @@ class ODEBlock(nn.Module):
             state = x
 
         device = state[0].device if dyn.two_stream else state.device
-        coords, index = self._stage_table(N, device)
-        grid = self.control_grid
-        thetas = list(zip(*(grid.gather(w, coords).unbind(0) for w in dyn.control_weights())))
-
-        if self.integrator.separable:
-            dy, dz = dyn.dy, dyn.dz
-            f = SeparableRHS(lambda j, c, z: dy(z, *thetas[index[j][c]]),
-                             lambda j, c, y: dz(y, *thetas[index[j][c]]))
-        else:
-            rhs = dyn.forward
-
-            def f(j, c, y):
-                return rhs(y, *thetas[index[j][c]])
-
+        f = self._rhs(N, device)
         out = solve(self.integrator, f, state, self.T / N, N, return_states)
         if dyn.two_stream and not pair_in:
             return out[0]
         return out
+
+    def reverse(self, state, *, steps: int | None = None):
+        """Run a reversible integrator backwards: (Y_N, Z_{N−1/2}) → (Y_0, Z_{−1/2}).
+
+        Exact up to rounding (no stored states), so activations need not be kept for backprop.
+        """
+        step_back = getattr(self.integrator, "step_back", None)
+        if step_back is None:
+            raise ValueError(f"method={self.integrator.name!r} is not reversible; use verlet")
+        N = self.steps if steps is None else _checks.positive_int("steps", steps)
+        y, z = state
+        _checks.finite_state("yN", y, self.dynamics.width)
+        _checks.finite_state("zN", z, self.dynamics.width_z)
+        f, h = self._rhs(N, y.device), self.T / N
+        state = (y, z)
+        for j in reversed(range(N)):
+            state = step_back(f, j, state, h)
+        return state
 
     def extra_repr(self) -> str:
         return f"T={self.T}, steps={self.steps}, method={self.integrator.name!r}, controls={self.controls!r}"

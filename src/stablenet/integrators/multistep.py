@@ -14,7 +14,8 @@ class AdamsBashforth3(Integrator):
 
     The two start-up steps (j = 0, 1) use Kutta's third-order Runge–Kutta method, which keeps the
     global error O(h³); F_0 and F_1 are the first stages of those steps, so afterwards every step
-    costs one evaluation of f.  Reference: Hairer, Nørsett & Wanner, *Solving ODEs I*, §III.1.
+    costs one evaluation of f.  Third order needs θ(t) smooth over the three-step history: at a
+    kink or jump of the weights in time the extrapolation straddles it.  Reference: Hairer, Nørsett & Wanner, *Solving ODEs I*, §III.1.
     """
 
     name = "ab3"

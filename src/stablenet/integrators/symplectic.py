@@ -22,7 +22,8 @@ class Verlet(Integrator):
     piecewise-constant controls, θ(t_{j+1/2}) = θ_j, so this is their scheme, and with linearly
     interpolated weights it stays second order.)
 
-    The scheme is symplectic and exactly reversible (:meth:`step_back`), which is what later gives
+    Second order needs θ(t) smooth across the half steps (the z-update centred at t_j spans
+    [t_{j−1/2}, t_{j+1/2}]).  The scheme is symplectic and exactly reversible (:meth:`step_back`), which is what later gives
     gradients with memory independent of depth.  It accepts only right-hand sides split by stream
     (:class:`SeparableRHS`).  Reference: Hairer, Lubich & Wanner, *Geometric Numerical
     Integration*, §I.3; Chang et al., AAAI 2018.
