@@ -47,7 +47,7 @@ def build_and_fit(seed):
         loss = sn.softmax_cross_entropy(model(x), labels)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     return losses
 
 

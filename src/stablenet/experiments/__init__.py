@@ -1,0 +1,15 @@
+"""Seed experiments, one module each, run by ``stablenet experiment NAME``.
+
+Each module has a one-line ``SUMMARY`` and ``run(out_dir, quick=False) -> dict`` that writes its
+figures (PNG) and ``results.json`` into ``out_dir`` and returns the results.
+"""
+
+from __future__ import annotations
+
+from . import phase_plane
+
+EXPERIMENTS = {
+    "phase-plane": phase_plane,
+}
+
+__all__ = ["EXPERIMENTS"]
