@@ -1,14 +1,16 @@
 """The ``stablenet`` command line.
 
-Errors a user can fix (bad arguments, bad values) print one line and exit with status 2; no
-traceback.
+Errors a user can fix (bad arguments, bad values, bad files) print one line and exit with
+status 2, without a traceback (set STABLENET_DEBUG=1 to see it).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from pathlib import Path
 
 from . import __version__
 
@@ -34,6 +36,66 @@ def _experiment(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    from .config import load_config
+    from .plots import make_plots
+    from .training import train
+
+    config, _ = load_config(args.config, args.set)
+    out = Path(args.out or Path("runs") / Path(args.config).stem)
+    text = Path(args.config).read_text()
+    if args.set:
+        text += "\n# overridden on the command line: " + " ".join(args.set) + "\n"
+    print(f"training {config.data.name} -> {out}", flush=True)
+    metrics = train(config, out, config_text=text, resume=args.resume, overwrite=args.overwrite,
+                    progress=not args.quiet)
+    figures = make_plots(out)
+    summary = (f"best validation accuracy {100 * metrics['val_accuracy']:.2f}% (epoch {metrics['best_epoch']})")
+    if "test_accuracy" in metrics:
+        summary += f", test accuracy {100 * metrics['test_accuracy']:.2f}%"
+    print(f"{summary}; {metrics['wall_time_s']:.1f} s")
+    print(f"metrics: {out / 'metrics.json'}")
+    print("plots:   " + ", ".join(str(f) for f in figures))
+    return 0
+
+
+def _evaluate(args) -> int:
+    import json
+
+    from .models import get_loss
+    from .training import evaluate, load_run
+
+    config, model, data = load_run(args.run_dir)
+    if args.steps is not None:
+        for block in model.blocks:
+            block.steps = args.steps
+    split = getattr(data, args.split)
+    if split is None:
+        raise ValueError(f"data set {data.name!r} has no {args.split} split")
+    param = next(model.parameters())
+    loss, acc = evaluate(model, split.x.to(param), split.y.to(param.device), get_loss(config.training.loss))
+    steps = [b.steps for b in model.blocks]
+    print(json.dumps({"split": args.split, "steps": steps, "accuracy": acc, "loss": loss}))
+    return 0
+
+
+def _plot(args) -> int:
+    from .plots import make_plots
+
+    if not (Path(args.run_dir) / "history.json").exists():
+        raise ValueError(f"{args.run_dir} is not a stablenet run directory with a history (history.json)")
+    for figure in make_plots(args.run_dir):
+        print(figure)
+    return 0
+
+
+def _config_docs(args) -> int:
+    from .config import config_reference
+
+    print(config_reference())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stablenet",
@@ -41,6 +103,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"stablenet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    from .config import config_reference
+
+    tr = sub.add_parser("train", help="train a network from a TOML config",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="configuration keys (docs/configuration.md):\n\n" + config_reference())
+    tr.add_argument("config", help="TOML configuration file, e.g. configs/peaks.toml")
+    tr.add_argument("--out", help="run directory (default runs/CONFIG-NAME)")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config key, e.g. --set training.epochs=5 --set model.blocks.0.steps=64")
+    group = tr.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    group.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.set_defaults(func=_train)
+
+    ev = sub.add_parser("evaluate", help="evaluate a run's best weights, optionally on another state grid")
+    ev.add_argument("run_dir")
+    ev.add_argument("--steps", type=int, help="number of state steps N for every block (default: as trained)")
+    ev.add_argument("--split", choices=["train", "val", "test"], default="test")
+    ev.set_defaults(func=_evaluate)
+
+    pl = sub.add_parser("plot", help="(re)draw a run's figures")
+    pl.add_argument("run_dir")
+    pl.set_defaults(func=_plot)
+
+    cd = sub.add_parser("config-docs", help="print the configuration reference (Markdown)")
+    cd.set_defaults(func=_config_docs)
 
     exp = sub.add_parser("experiment", help="reproduce a seed experiment (figures + results.json)")
     exp.add_argument("name", nargs="?", help="experiment name (see --list)")
@@ -56,7 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError) as exc:
+    except KeyboardInterrupt:
+        print("stablenet: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, RuntimeError) as exc:
+        if os.environ.get("STABLENET_DEBUG"):
+            raise
         print(f"stablenet: error: {exc}", file=sys.stderr)
         return 2
 

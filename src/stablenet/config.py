@@ -1,0 +1,225 @@
+"""Typed, documented training configuration (TOML), validated with pydantic.
+
+A configuration has four tables; every key is listed in ``docs/configuration.md`` (generated
+from this schema by ``stablenet config-docs``) and in ``stablenet train --help``:
+
+```toml
+seed = 0
+
+[data]
+name = "peaks"            # peaks, ellipses, swiss_roll, moons, circles, digits, fashion_mnist
+# options = { n_train_per_class = 1000 }
+
+[model]
+opening = "duplicate"     # or "linear"
+[[model.blocks]]
+dynamics = "hamiltonian"
+width = 8
+T = 5.0
+steps = 32
+nt = 32
+method = "verlet"
+
+[training]
+epochs = 40
+optimizer = "adam"
+lr = 0.01
+```
+
+Unknown keys, wrong types and out-of-range values are errors that name the key; the CLI prints
+them as one line.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .dynamics import ACTIVATIONS
+from .integrators import available as available_methods
+
+
+class ConfigError(ValueError):
+    """A configuration that does not match the schema; the message is one line per problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    name: Literal["peaks", "ellipses", "swiss_roll", "moons", "circles", "digits", "fashion_mnist"] = Field(
+        "peaks", description="data set")
+    data_dir: Optional[str] = Field(
+        None, description="directory with the Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist)")
+    options: dict[str, float | int] = Field(
+        default_factory=dict,
+        description="data-set options, e.g. { n_train_per_class = 1000 } for peaks, { n_train = 10000 } for fashion_mnist")
+
+
+DynamicsName = Literal["single", "double", "antisymmetric", "parabolic", "hamiltonian"]
+ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
+MethodName = Literal[tuple(available_methods())]  # type: ignore[valid-type]
+
+
+class BlockConfig(_Strict):
+    dynamics: DynamicsName = Field("antisymmetric", description="right-hand side f(Y, θ)")
+    width: int = Field(8, ge=1, description="feature width of the block (y-stream for hamiltonian)")
+    width_z: Optional[int] = Field(None, ge=1, description="z-stream width (hamiltonian only; default width)")
+    hidden: Optional[int] = Field(None, ge=1, description="inner width of double / parabolic layers (default width)")
+    gamma: float = Field(0.0, ge=0.0, description="damping γ of the antisymmetric layer ½(K − Kᵀ − γI)")
+    activation: ActivationName = Field("tanh", description="activation σ")
+    normalization: Optional[Literal["layer"]] = Field(None, description="normalization inside the layer")
+    T: float = Field(..., gt=0, description="final time of the block (required)")
+    steps: int = Field(..., ge=1, description="number of state steps N, h = T/N (required)")
+    nt: Optional[int] = Field(None, ge=1, description="control points of the weights (default: steps)")
+    method: MethodName = Field(..., description="integrator (required)")
+    controls: Literal["constant", "linear"] = Field("constant", description="interpolation of the weights in time")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.width_z is not None and self.dynamics != "hamiltonian":
+            raise ValueError(f"width_z applies to dynamics 'hamiltonian' only, not {self.dynamics!r}")
+        if self.hidden is not None and self.dynamics not in ("double", "parabolic"):
+            raise ValueError(f"hidden applies to dynamics 'double' and 'parabolic' only, not {self.dynamics!r}")
+        if self.method == "verlet" and self.dynamics != "hamiltonian":
+            raise ValueError(f"method 'verlet' needs dynamics 'hamiltonian', got {self.dynamics!r}")
+        if self.method == "leapfrog" and self.dynamics == "hamiltonian":
+            raise ValueError("method 'leapfrog' integrates one-stream dynamics, not 'hamiltonian'")
+        return self
+
+
+class ModelConfig(_Strict):
+    opening: Literal["linear", "duplicate"] = Field(
+        "linear", description="opening layer: learned linear lift, or repeat the input features (seed 004)")
+    blocks: list[BlockConfig] = Field(..., min_length=1, description="the ODE blocks, in order ([[model.blocks]])")
+
+
+class TrainingConfig(_Strict):
+    epochs: int = Field(20, ge=1, description="number of passes over the training data")
+    batch_size: int = Field(64, ge=1, description="mini-batch size")
+    optimizer: Literal["sgd", "adam", "lbfgs"] = Field("adam", description="torch.optim optimizer")
+    lr: float = Field(0.01, gt=0, description="learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    nesterov: bool = Field(False, description="Nesterov momentum (SGD)")
+    schedule: Literal["constant", "step", "cosine"] = Field("constant", description="learning-rate schedule per epoch")
+    lr_step_epochs: int = Field(10, ge=1, description="step schedule: epochs between decays")
+    lr_decay: float = Field(0.5, gt=0, le=1, description="step schedule: factor per decay")
+    weight_decay: float = Field(0.0, ge=0, description="L2 penalty on the network weights θ (opening and blocks)")
+    classifier_weight_decay: float = Field(0.0, ge=0, description="L2 penalty on the classifier (W, μ)")
+    smoothness: float = Field(0.0, ge=0, description="α of the time-smoothness regularizer α·Σ‖θ_{k+1} − θ_k‖²/h")
+    loss: Literal["cross_entropy", "least_squares"] = Field("cross_entropy", description="loss function")
+    lbfgs_history: int = Field(20, ge=1, description="L-BFGS history size")
+    dtype: Literal["float32", "float64"] = Field("float32", description="floating-point precision")
+    device: str = Field("cpu", description="torch device, e.g. cpu or cuda")
+    threads: int = Field(0, ge=0, description="torch CPU threads (0: torch's default; 1 is fastest for small networks)")
+
+
+class Config(_Strict):
+    seed: int = Field(0, ge=0, description="seed for data, initialization and batch order")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+
+def _format(error: ValidationError) -> str:
+    lines = []
+    for e in error.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "config"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        got = e.get("input")
+        suffix = "" if e["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{loc}: {msg}{suffix}")
+    return "; ".join(lines)
+
+
+def parse_config(raw: dict[str, Any]) -> Config:
+    """Validate a configuration dictionary."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid config: {_format(exc)}") from None
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides (value in TOML syntax, bare words as strings)."""
+    import copy
+
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        node: Any = raw
+        for i, part in enumerate(parts[:-1]):
+            nxt = parts[i + 1]
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"--set {key}: {part!r} is not an index into a list of {len(node)}")
+                node = node[int(part)]
+            else:
+                node = node.setdefault(part, [] if nxt.isdigit() else {})
+        last = parts[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise ConfigError(f"--set {key}: {last!r} is not an index into a list of {len(node)}")
+            node[int(last)] = _parse_value(value.strip())
+        elif isinstance(node, dict):
+            node[last] = _parse_value(value.strip())
+        else:
+            raise ConfigError(f"--set {key}: {'.'.join(parts[:-1])} is not a table")
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> tuple[Config, dict[str, Any]]:
+    """Read, override and validate a TOML configuration; returns (config, raw dictionary)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw = apply_overrides(raw, overrides or [])
+    return parse_config(raw), raw
+
+
+def config_reference() -> str:
+    """Markdown reference of every key, generated from the schema."""
+    out = []
+    for title, model in [("top level", Config), ("[data]", DataConfig), ("[model]", ModelConfig),
+                         ("[[model.blocks]]", BlockConfig), ("[training]", TrainingConfig)]:
+        out.append(f"### {title}\n\n| key | type | default | meaning |\n|---|---|---|---|")
+        for name, field in model.model_fields.items():
+            if name in ("data", "model", "training"):
+                continue
+            if field.is_required():
+                default = "**required**"
+            elif field.default_factory is not None:
+                default = "`{}`"
+            else:
+                default = f"`{field.default!r}`".replace("'", '"')
+            annotation = getattr(field.annotation, "__name__", None) or str(field.annotation)
+            annotation = annotation.replace("typing.", "").replace("|", "\\|")
+            out.append(f"| `{name}` | {annotation} | {default} | {field.description or ''} |")
+        out.append("")
+    return "\n".join(out)

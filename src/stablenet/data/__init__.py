@@ -1,0 +1,188 @@
+"""Data sets for ODE-based classifiers: 2-D point sets (for decision-region plots) and images.
+
+Everything is generated or read locally and deterministically from ``seed``; nothing is ever
+downloaded and nothing is cached on disk.
+
+    >>> from stablenet.data import load_dataset, DATASETS
+    >>> ds = load_dataset("peaks", seed=0)                     # 5 classes, 1000/200/40 per class
+    >>> ds.train.x.shape, ds.train.y.shape
+    (torch.Size([5000, 2]), torch.Size([5000]))
+    >>> load_dataset("moons", seed=1, n_train=200, noise=0.2).train.x.shape
+    torch.Size([200, 2])
+
+Names (``DATASETS`` holds a one-line description and the option defaults of each):
+
+* ``peaks``: Haber & Ruthotto (2017) / MATLAB ``peaks`` on a 256 x 256 grid, 5 value bands.
+* ``ellipses``: filled ellipse vs surrounding elliptical ring.
+* ``swiss_roll``: two interleaved spirals.
+* ``moons``, ``circles``: as scikit-learn's ``make_moons`` / ``make_circles``.
+* ``digits``: scikit-learn's bundled 8 x 8 digits.
+* ``fashion_mnist``: the official IDX files from a local directory.
+
+``load_dataset`` checks the option names (unknown -> ``TypeError`` listing the valid ones) and the
+loaders check the values (zero or negative sizes -> ``ValueError`` naming the option).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from numbers import Integral
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One split of a data set: ``x`` float32 ``(n, features)``, ``y`` int64 class labels ``(n,)``.
+
+    (``eq=False``: tensors have no single truth value, so splits compare by identity.)
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.x, torch.Tensor) or not isinstance(self.y, torch.Tensor):
+            raise TypeError("Split.x and Split.y must be torch.Tensors")
+        if self.x.dtype != torch.float32 or self.x.dim() != 2:
+            raise ValueError(f"Split.x must be float32 (n, features), got {self.x.dtype} {tuple(self.x.shape)}")
+        if self.y.dtype != torch.int64 or self.y.dim() != 1:
+            raise ValueError(f"Split.y must be int64 (n,), got {self.y.dtype} {tuple(self.y.shape)}")
+        if self.x.shape[0] != self.y.shape[0]:
+            raise ValueError(f"Split.x has {self.x.shape[0]} rows but Split.y has {self.y.shape[0]} labels")
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A classification data set with train / validation / (optional) test splits.
+
+    ``image_shape`` is the shape the feature vector reshapes to for images (``(8, 8)`` for digits,
+    ``(28, 28)`` for Fashion-MNIST), ``None`` for point sets.  ``domain`` is the box
+    ``(xmin, xmax, ymin, ymax)`` to draw decision regions in for 2-D point sets, ``None`` otherwise.
+    """
+
+    name: str
+    n_classes: int
+    in_features: int
+    train: Split
+    val: Split
+    test: Split | None
+    image_shape: tuple[int, ...] | None = None
+    domain: tuple[float, float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        splits = [("train", self.train), ("val", self.val)]
+        if self.test is not None:
+            splits.append(("test", self.test))
+        for label, split in splits:
+            if not isinstance(split, Split):
+                raise TypeError(f"Dataset.{label} must be a Split, got {type(split).__name__}")
+            if split.x.shape[1] != self.in_features:
+                raise ValueError(f"Dataset.{label}.x has {split.x.shape[1]} features, expected {self.in_features}")
+            if len(split) and (int(split.y.min()) < 0 or int(split.y.max()) >= self.n_classes):
+                raise ValueError(f"Dataset.{label}.y has labels outside [0, {self.n_classes})")
+        if self.image_shape is not None and int(np.prod(self.image_shape)) != self.in_features:
+            raise ValueError(f"image_shape {self.image_shape} does not hold {self.in_features} features")
+
+
+# ----------------------------------------------------------------------------------- helpers
+# (used by synthetic.py and images.py; defined before those modules are imported below)
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, Integral):
+        raise TypeError(f"seed must be an integer >= 0, got {seed!r} ({type(seed).__name__})")
+    if seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
+def _rngs(seed: int, n: int) -> list[np.random.Generator]:
+    """``n`` independent generators derived from ``seed`` (one stream per purpose/split, so that
+    e.g. the test split does not change when only ``n_train`` changes)."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
+def _make_split(x: np.ndarray, y: np.ndarray, rng: np.random.Generator | None = None) -> Split:
+    """Build a :class:`Split` from numpy arrays, shuffling the rows with ``rng`` if given."""
+    if rng is not None:
+        order = rng.permutation(len(y))
+        x, y = x[order], y[order]
+    return Split(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+                 torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)))
+
+
+# ----------------------------------------------------------------------------------- registry
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Registry entry: the loader ``loader(*, seed, [data_dir,] **options) -> Dataset`` and a
+    one-line description.  ``options`` maps each option name to its default."""
+
+    name: str
+    loader: Callable[..., Dataset]
+    description: str
+    options: dict[str, Any] = field(init=False)
+    uses_data_dir: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        params = inspect.signature(self.loader).parameters
+        opts = {k: p.default for k, p in params.items() if k not in ("seed", "data_dir")}
+        object.__setattr__(self, "options", opts)
+        object.__setattr__(self, "uses_data_dir", "data_dir" in params)
+
+
+from . import images, synthetic  # noqa: E402  (they import the helpers above)
+from .images import read_idx  # noqa: E402
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec("peaks", synthetic.peaks,
+                    "MATLAB peaks on a 256x256 grid of [-3,3]^2, 5 equal-width value bands "
+                    "(Haber & Ruthotto 2017); class-balanced, 2 features"),
+        DatasetSpec("ellipses", synthetic.ellipses,
+                    "filled ellipse (class 0) vs surrounding elliptical ring (class 1), 2 features"),
+        DatasetSpec("swiss_roll", synthetic.swiss_roll,
+                    "two interleaved spirals, the second rotated by pi, 2 features"),
+        DatasetSpec("moons", synthetic.moons,
+                    "two interleaving half circles (as sklearn make_moons), 2 features"),
+        DatasetSpec("circles", synthetic.circles,
+                    "two concentric circles (as sklearn make_circles), 2 features"),
+        DatasetSpec("digits", images.digits,
+                    "scikit-learn's bundled 8x8 handwritten digits, 64 features in [0,1], 10 classes"),
+        DatasetSpec("fashion_mnist", images.fashion_mnist,
+                    "Fashion-MNIST 28x28 images from local IDX files, 784 features in [0,1], 10 classes"),
+    )
+}
+
+
+def load_dataset(name: str, *, seed: int = 0, data_dir: str | None = None, **options) -> Dataset:
+    """Load data set ``name`` (see :data:`DATASETS`), deterministically from ``seed``.
+
+    ``data_dir`` is used by data sets read from files (``fashion_mnist``) and ignored by the
+    generated ones.  ``options`` are the data set's own options (``DATASETS[name].options``).
+    Names are case-insensitive and ``-`` may stand for ``_`` (``"fashion-mnist"``).
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"data set name must be a str, got {type(name).__name__}")
+    key = name.strip().lower().replace("-", "_")
+    if key not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; available: {', '.join(DATASETS)}")
+    spec = DATASETS[key]
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        valid = ", ".join(f"{k} (default {v!r})" for k, v in spec.options.items())
+        raise TypeError(f"unknown option(s) {', '.join(unknown)} for data set {key!r}; "
+                        f"valid options: {valid}")
+    if spec.uses_data_dir:
+        options["data_dir"] = data_dir
+    return spec.loader(seed=seed, **options)
+
+
+__all__ = ["Split", "Dataset", "DatasetSpec", "DATASETS", "load_dataset", "read_idx"]

@@ -1,0 +1,216 @@
+"""Training end to end: run directory, determinism, resume after SIGKILL, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from stablenet.checkpoint import CheckpointError, load_checkpoint
+from stablenet.cli import main
+from stablenet.config import parse_config
+from stablenet.training import TrainingError, train
+
+SMALL = {
+    "seed": 3,
+    "data": {"name": "peaks", "options": {"n_train_per_class": 40, "n_val_per_class": 20, "n_test_per_class": 10}},
+    "model": {"opening": "duplicate",
+              "blocks": [{"dynamics": "hamiltonian", "width": 4, "T": 2.0, "steps": 4, "method": "verlet"}]},
+    "training": {"epochs": 3, "batch_size": 50, "lr": 0.02, "smoothness": 1e-3, "threads": 1},
+}
+
+
+def small(**training):
+    raw = json.loads(json.dumps(SMALL))
+    raw["training"].update(training)
+    return parse_config(raw)
+
+
+def without_time(metrics):
+    return {k: v for k, v in metrics.items() if k != "wall_time_s"}
+
+
+def test_run_directory_contents(tmp_path):
+    metrics = train(small(), tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    for name in ["config.json", "checkpoint.json", "best.safetensors", "history.json", "history.csv", "metrics.json"]:
+        assert (run / name).exists(), name
+    on_disk = json.loads((run / "metrics.json").read_text())
+    assert on_disk == json.loads(json.dumps(metrics))
+    for key in ["train_accuracy", "val_accuracy", "test_accuracy", "val_loss", "epochs", "wall_time_s",
+                "n_params", "config", "stablenet_version"]:
+        assert key in on_disk, key
+    assert on_disk["epochs"] == 3
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert max(h["val_accuracy"] for h in history) == on_disk["val_accuracy"]
+    assert (run / "history.csv").read_text().splitlines()[0].startswith("epoch,train_loss")
+    assert list(run.glob("checkpoint-*.safetensors")) == [run / "checkpoint-00003.safetensors"]
+
+
+def test_same_seed_same_metrics_and_different_seed_differs(tmp_path):
+    a = train(small(), tmp_path / "a", progress=False)
+    b = train(small(), tmp_path / "b", progress=False)
+    assert without_time(a) == without_time(b)
+    raw = json.loads(json.dumps(SMALL))
+    raw["seed"] = 4
+    c = train(parse_config(raw), tmp_path / "c", progress=False)
+    assert c["val_loss"] != a["val_loss"]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "lbfgs"])
+def test_other_optimizers_and_schedules_train(tmp_path, optimizer):
+    cfg = small(optimizer=optimizer, lr=0.5 if optimizer == "lbfgs" else 0.05, nesterov=optimizer == "sgd",
+                schedule="step", lr_step_epochs=1, weight_decay=1e-4, classifier_weight_decay=1e-4,
+                batch_size=200)
+    metrics = train(cfg, tmp_path / optimizer, progress=False)
+    history = json.loads((tmp_path / optimizer / "history.json").read_text())
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert [round(h["lr"], 6) for h in history][:2] != [history[0]["lr"]] * 2  # the step schedule acted
+    assert metrics["epochs"] == 3
+
+
+def test_resume_refuses_a_changed_config_and_a_run_without_checkpoint(tmp_path):
+    train(small(epochs=2), tmp_path / "run", progress=False)
+    with pytest.raises(TrainingError, match="configuration differs from the run's"):
+        train(small(epochs=4, lr=0.5), tmp_path / "run", resume=True, progress=False)
+    with pytest.raises(TrainingError, match="holds no checkpoint"):
+        train(small(), tmp_path / "empty", resume=True, progress=False)
+
+
+def _wait_for_epoch(run: Path, epoch: int, proc, timeout=120.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if len(json.loads((run / "history.json").read_text())) >= epoch:
+                return
+        except (FileNotFoundError, json.JSONDecodeError):
+            pass
+        if proc.poll() is not None:
+            raise AssertionError("training finished before it could be killed")
+        time.sleep(0.01)
+    raise AssertionError("no checkpoint appeared")
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_metrics(tmp_path):
+    cfg_path = tmp_path / "small.toml"
+    cfg_path.write_text(
+        'seed = 3\n[data]\nname = "peaks"\noptions = { n_train_per_class = 200, n_val_per_class = 20, '
+        'n_test_per_class = 10 }\n[model]\nopening = "duplicate"\n[[model.blocks]]\ndynamics = "hamiltonian"\n'
+        'width = 4\nT = 2.0\nsteps = 8\nmethod = "verlet"\n[training]\nepochs = 12\nbatch_size = 20\n'
+        'lr = 0.02\nthreads = 1\n')
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    reference = tmp_path / "reference"
+    subprocess.run([sys.executable, "-m", "stablenet.cli", "train", str(cfg_path), "--out", str(reference),
+                    "--quiet"], check=True, env=env, capture_output=True)
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "stablenet.cli", "train", str(cfg_path), "--out", str(run),
+                             "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_epoch(run, 3, proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not (run / "metrics.json").exists()
+    load_checkpoint(run)  # the checkpoint left behind by the killed process is intact
+    done = subprocess.run([sys.executable, "-m", "stablenet.cli", "train", str(cfg_path), "--out", str(run),
+                           "--resume", "--quiet"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    a = json.loads((reference / "metrics.json").read_text())
+    b = json.loads((run / "metrics.json").read_text())
+    assert without_time(a) == without_time(b)
+    assert json.loads((reference / "history.json").read_text()) == json.loads((run / "history.json").read_text())
+
+
+def test_existing_run_directory_is_refused_without_resume_or_overwrite(tmp_path):
+    train(small(epochs=1), tmp_path / "run", progress=False)
+    before = (tmp_path / "run" / "metrics.json").read_bytes()
+    with pytest.raises(TrainingError, match="already exists; pass --resume to continue it or --overwrite"):
+        train(small(epochs=1), tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "metrics.json").read_bytes() == before
+    train(small(epochs=2), tmp_path / "run", overwrite=True, progress=False)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"] == 2
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "precious.txt").write_text("keep me")
+    with pytest.raises(TrainingError, match="not a stablenet run directory"):
+        train(small(epochs=1), tmp_path / "other", overwrite=True, progress=False)
+    assert (tmp_path / "other" / "precious.txt").read_text() == "keep me"
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    train(small(epochs=1), run, progress=False)
+    state_before = (run / "checkpoint.json").read_bytes()
+    # resume into a diverging continuation is a config change; instead diverge a fresh run
+    with pytest.raises(TrainingError, match=r"non-finite loss \((nan|inf)\) in epoch 1, batch \d+"):
+        train(small(optimizer="sgd", lr=1e30, momentum=0.0), tmp_path / "diverge", progress=False)
+    assert not (tmp_path / "diverge" / "checkpoint.json").exists()
+    assert (run / "checkpoint.json").read_bytes() == state_before
+
+
+def test_truncated_or_foreign_checkpoint_gives_a_clear_error(tmp_path):
+    run = tmp_path / "run"
+    train(small(epochs=1), run, progress=False)
+    tensors = next(run.glob("checkpoint-*.safetensors"))
+    tensors.write_bytes(tensors.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        load_checkpoint(run)
+    (run / "checkpoint.json").write_text('{"hello": 1}')
+    with pytest.raises(CheckpointError, match="is not a stablenet checkpoint"):
+        load_checkpoint(run)
+    (run / "best.safetensors").write_bytes(b"\x00" * 10)
+    assert main(["evaluate", str(run)]) == 2
+
+
+def test_cli_train_evaluate_plot(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[data]\nname = "ellipses"\noptions = { n_train = 200, n_val = 100, n_test = 100 }\n'
+                   '[model]\nopening = "duplicate"\n[[model.blocks]]\ndynamics = "antisymmetric"\nwidth = 4\n'
+                   'T = 2.0\nsteps = 4\nmethod = "rk4"\n[training]\nepochs = 2\nthreads = 1\n')
+    out = tmp_path / "run"
+    assert main(["train", str(cfg), "--out", str(out), "--quiet", "--set", "training.epochs=3"]) == 0
+    text = capsys.readouterr().out
+    assert "best validation accuracy" in text and "decision_regions.png" in text
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 3
+    for png in ["curves.png", "decision_regions.png", "feature_paths.png"]:
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert main(["evaluate", str(out), "--steps", "16", "--split", "val"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["steps"] == [16] and result["split"] == "val" and 0 <= result["accuracy"] <= 1
+    (out / "curves.png").unlink()
+    assert main(["plot", str(out)]) == 0
+    assert (out / "curves.png").exists()
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "stablenet.cli", *args], capture_output=True, text=True)
+
+
+def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[model]\n[[model.blocks]]\nT = 1.0\nsteps = -3\nmethod = "rk5"\ncolour = "red"\n')
+    proc = run_cli("train", str(cfg), "--out", str(tmp_path / "x"))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "model.blocks.0.steps" in lines[0] and "model.blocks.0.method" in lines[0]
+    assert "model.blocks.0.colour: unknown key" in lines[0]
+    assert not (tmp_path / "x").exists()
+    for args, expected in [(("train", str(tmp_path / "missing.toml")), "does not exist"),
+                           (("evaluate", str(tmp_path / "nope")), "does not exist"),
+                           (("plot", str(tmp_path)), "not a stablenet run directory")]:
+        proc = run_cli(*args)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert expected in proc.stderr
+
+
+def test_train_help_lists_every_config_key():
+    proc = run_cli("train", "--help")
+    from stablenet.config import BlockConfig, TrainingConfig
+    for key in list(BlockConfig.model_fields) + list(TrainingConfig.model_fields):
+        assert f"`{key}`" in proc.stdout, key
