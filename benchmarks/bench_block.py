@@ -6,8 +6,10 @@ dY/dt = tanh(K(t) Y + b(t)), t ∈ [0, T = 1], with piecewise-constant weights, 
 autograd work: ``out = impl(x)``, ``out.square().sum().backward()`` in float32, with
 ``torch.set_num_threads(1)``.
 
-* **loop**: the strongest natural baseline, a Python loop over per-layer weights held as
+* **loop**: the natural hand-written baseline, a Python loop over per-layer weights held as
   lists of leaf tensors (no indexing in the loop), Euler ``y + h·f`` or the textbook RK4.
+* **fused loop**: the same loop with each update written as one ``torch.add(y, k, alpha=…)``,
+  as stablenet does internally: the tightest baseline, the limit for any wrapper.
 * **stablenet**: ``ODEBlock(SingleLayer(w, nt=N), T=1, steps=N, method=m, controls="constant")``.
 * **torchdiffeq**: ``odeint(func, y0, [0, T], method=m, options={"step_size": h})`` (plus
   ``"perturb": True`` for RK4, see :class:`Torchdiffeq`) with ``func(t, y)`` picking the weight
@@ -32,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import statistics
 import time
 from typing import Callable, NamedTuple
@@ -42,10 +43,11 @@ import torch.nn.functional as F
 from torchdiffeq import odeint
 
 import stablenet
+from _machine import cpu_model
 
 T = 1.0
 WARMUP = 3
-IMPLEMENTATIONS = ("loop", "stablenet", "torchdiffeq")
+IMPLEMENTATIONS = ("loop", "fused", "stablenet", "torchdiffeq")
 STAGES = {"euler": 1, "rk4": 4}
 TOLERANCE = 1e-5  # relative float32 agreement of results computed in different op orders
 
@@ -87,13 +89,32 @@ def loop_rk4(y, Ks, bs, h):
     return y
 
 
-LOOPS = {"euler": loop_euler, "rk4": loop_rk4}
+# The same loops with every update fused into one op, as stablenet does: the tightest baseline.
+def fused_euler(y, Ks, bs, h):
+    for K, b in zip(Ks, bs):
+        y = torch.add(y, torch.tanh(F.linear(y, K, b)), alpha=h)
+    return y
+
+
+def fused_rk4(y, Ks, bs, h):
+    for K, b in zip(Ks, bs):
+        k1 = torch.tanh(F.linear(y, K, b))
+        k2 = torch.tanh(F.linear(torch.add(y, k1, alpha=h / 2), K, b))
+        k3 = torch.tanh(F.linear(torch.add(y, k2, alpha=h / 2), K, b))
+        k4 = torch.tanh(F.linear(torch.add(y, k3, alpha=h), K, b))
+        y = torch.add(torch.add(torch.add(torch.add(y, k1, alpha=h / 6), k2, alpha=h / 3), k3, alpha=h / 3),
+                      k4, alpha=h / 6)
+    return y
+
+
+LOOPS = {("loop", "euler"): loop_euler, ("loop", "rk4"): loop_rk4,
+         ("fused", "euler"): fused_euler, ("fused", "rk4"): fused_rk4}
 
 
 class Loop:
-    def __init__(self, Ks, bs, method):
+    def __init__(self, Ks, bs, method, style="loop"):
         self.Ks, self.bs, self.h = Ks, bs, T / len(Ks)
-        self.step_all = LOOPS[method]
+        self.step_all = LOOPS[style, method]
         self.parameters = [*Ks, *bs]
 
     def __call__(self, x):
@@ -161,6 +182,7 @@ def build(case: Case, device: torch.device) -> dict[str, Callable]:
     K, b = block.dynamics.K, block.dynamics.b
     return {
         "loop": Loop(leaves(K), leaves(b), case.method),
+        "fused": Loop(leaves(K), leaves(b), case.method, style="fused"),
         "stablenet": Stablenet(block),
         "torchdiffeq": Torchdiffeq(leaves(K), leaves(b), case.method),
     }
@@ -193,11 +215,11 @@ def check(case: Case, impls, x) -> dict[str, float]:
 
     out_ref, grad_ref = output_and_input_grad(impls["loop"], x)
     diffs = {}
-    for name in ("stablenet", "torchdiffeq"):
+    for name in ("fused", "stablenet", "torchdiffeq"):
         out, grad = output_and_input_grad(impls[name], x)
         diffs[f"{name} out"] = relative_difference(out, out_ref)
         diffs[f"{name} grad"] = relative_difference(grad, grad_ref)
-    same_scheme = ["stablenet"] + (["torchdiffeq"] if case.method == "euler" else [])
+    same_scheme = ["fused", "stablenet"] + (["torchdiffeq"] if case.method == "euler" else [])
     for name in same_scheme:
         for what in ("out", "grad"):
             assert diffs[f"{name} {what}"] < TOLERANCE, f"{name} {what} differs from the loop: {diffs}"
@@ -233,17 +255,6 @@ def benchmark(impls, x, repeats: int, sync) -> dict[str, float]:
 
 
 # -- report -------------------------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30, help="timed runs per implementation")
@@ -268,12 +279,14 @@ def main() -> None:
         agreement.append((key, case, check(case, impls, x)))
         timings.append((key, case, benchmark(impls, x, args.repeats, sync)))
 
-    print("| case | loop ms | stablenet ms | torchdiffeq ms | stablenet/loop | torchdiffeq/loop |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| case | loop ms | fused loop ms | stablenet ms | torchdiffeq ms | stablenet/loop "
+          "| stablenet/fused loop | torchdiffeq/loop |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for key, case, t in timings:
         ms = {name: 1e3 * t[name] for name in IMPLEMENTATIONS}
-        print(f"| {case.label(key)} | {ms['loop']:.2f} | {ms['stablenet']:.2f} | {ms['torchdiffeq']:.2f} "
-              f"| {t['stablenet'] / t['loop']:.2f} | {t['torchdiffeq'] / t['loop']:.2f} |")
+        print(f"| {case.label(key)} | {ms['loop']:.2f} | {ms['fused']:.2f} | {ms['stablenet']:.2f} "
+              f"| {ms['torchdiffeq']:.2f} | {t['stablenet'] / t['loop']:.2f} | {t['stablenet'] / t['fused']:.2f} "
+              f"| {t['torchdiffeq'] / t['loop']:.2f} |")
 
     print("\nmax |impl - loop| / max |loop| of the output and of its gradient w.r.t. x "
           "(torchdiffeq's rk4 is the 3/8 rule: not the same scheme)\n")

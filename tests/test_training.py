@@ -214,3 +214,19 @@ def test_train_help_lists_every_config_key():
     from stablenet.config import BlockConfig, TrainingConfig
     for key in list(BlockConfig.model_fields) + list(TrainingConfig.model_fields):
         assert f"`{key}`" in proc.stdout, key
+
+
+def test_configuration_docs_are_generated_from_the_schema():
+    from stablenet.config import config_reference
+
+    docs = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    assert docs.rstrip().endswith(config_reference().rstrip())
+
+
+@pytest.mark.parametrize("config", sorted((Path(__file__).parent.parent / "configs").glob("*.toml")),
+                         ids=lambda p: p.stem)
+def test_shipped_configs_are_valid(config):
+    from stablenet.config import load_config
+
+    cfg, _ = load_config(config)
+    assert cfg.model.blocks

@@ -203,6 +203,23 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> tuple[C
     return parse_config(raw), raw
 
 
+def _type_name(annotation) -> str:
+    """A readable type for the reference table: choices spelled out, Optional as "or none"."""
+    from typing import Union, get_args, get_origin
+
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return "one of " + ", ".join(f"`{a}`" for a in args)
+    if origin is Union:
+        names = [_type_name(a) for a in args if a is not type(None)]
+        return " or ".join(names) + (" or none" if type(None) in args else "")
+    if origin is list:
+        return f"list of {_type_name(args[0])}"
+    if origin is dict:
+        return "table"
+    return getattr(annotation, "__name__", str(annotation))
+
+
 def config_reference() -> str:
     """Markdown reference of every key, generated from the schema."""
     out = []
@@ -218,8 +235,13 @@ def config_reference() -> str:
                 default = "`{}`"
             else:
                 default = f"`{field.default!r}`".replace("'", '"')
-            annotation = getattr(field.annotation, "__name__", None) or str(field.annotation)
-            annotation = annotation.replace("typing.", "").replace("|", "\\|")
-            out.append(f"| `{name}` | {annotation} | {default} | {field.description or ''} |")
+            out.append(f"| `{name}` | {_type_name(field.annotation)} | {default} | {field.description or ''} |")
         out.append("")
+    from .data import DATASETS
+
+    out.append("### data options (`[data] options = { … }`)\n\n| data set | options and defaults | what it is |\n|---|---|---|")
+    for name, spec in DATASETS.items():
+        options = ", ".join(f"`{k} = {v}`" for k, v in spec.options.items())
+        out.append(f"| `{name}` | {options} | {spec.description} |")
+    out.append("")
     return "\n".join(out)

@@ -103,8 +103,8 @@ def plot_feature_paths(model, dataset, path: str | Path, per_class: int = 30) ->
         ax.plot(proj[:, k, 0], proj[:, k, 1], "-", color=color, lw=0.6, alpha=0.6)
         ax.plot(proj[0, k, 0], proj[0, k, 1], "o", color=color, ms=2.5, mfc="none")
         ax.plot(proj[-1, k, 0], proj[-1, k, 1], "o", color=color, ms=4)
-    ax.set_title("feature paths Y_0 (open) to Y_N (filled)" +
-                 (", principal-component projection" if states.shape[-1] > 2 else ""))
+    ax.set_title("features Y_0 (open) → Y_N (filled)" + (", 2 principal components" if states.shape[-1] > 2 else ""),
+                 fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path, dpi=100)
 
