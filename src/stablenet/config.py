@@ -125,10 +125,16 @@ class Config(_Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
 
 
+def _key(part) -> str:
+    """A key as written in the message: quoted when it is empty or has odd characters."""
+    text = str(part)
+    return text if text and text.isprintable() and " " not in text and "." not in text else repr(text)
+
+
 def _format(error: ValidationError) -> str:
     lines = []
     for e in error.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "config"
+        loc = ".".join(_key(p) for p in e["loc"]) or "config"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
