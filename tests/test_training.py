@@ -201,6 +201,11 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
     assert "model.blocks.0.steps" in lines[0] and "model.blocks.0.method" in lines[0]
     assert "model.blocks.0.colour: unknown key" in lines[0]
     assert not (tmp_path / "x").exists()
+    missing_data = run_cli("train", str(Path(__file__).parent.parent / "configs" / "fashion-mnist.toml"),
+                           "--out", str(tmp_path / "fm"), "--data-dir", str(tmp_path / "no-such-dir"))
+    assert missing_data.returncode == 2 and len(missing_data.stderr.strip().splitlines()) == 1
+    assert "dataset-fashion-mnist" in missing_data.stderr and str(tmp_path / "no-such-dir") in missing_data.stderr
+    assert not (tmp_path / "fm").exists()  # nothing written for a run that could not start
     for args, expected in [(("train", str(tmp_path / "missing.toml")), "does not exist"),
                            (("evaluate", str(tmp_path / "nope")), "does not exist"),
                            (("plot", str(tmp_path)), "not a stablenet run directory")]:

@@ -7,6 +7,7 @@ status 2, without a traceback (set STABLENET_DEBUG=1 to see it).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -41,7 +42,8 @@ def _train(args) -> int:
     from .plots import make_plots
     from .training import train
 
-    config, _ = load_config(args.config, args.set)
+    overrides = list(args.set) + ([f"data.data_dir={json.dumps(args.data_dir)}"] if args.data_dir else [])
+    config, _ = load_config(args.config, overrides)
     out = Path(args.out or Path("runs") / Path(args.config).stem)
     text = Path(args.config).read_text()
     if args.set:
@@ -60,8 +62,6 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    import json
-
     from .models import get_loss
     from .training import evaluate, load_run
 
@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     group = tr.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     group.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    tr.add_argument("--data-dir", help="directory with the data files (Fashion-MNIST IDX files)")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=_train)
 

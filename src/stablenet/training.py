@@ -113,21 +113,25 @@ def evaluate(model: ODEClassifier, x: torch.Tensor, y: torch.Tensor, loss_fn: Ca
 
 
 # -- run directory ----------------------------------------------------------------------------------
-def prepare_run_dir(out_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to clobber an existing run unless asked to resume or overwrite it."""
+def check_run_dir(out_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to clobber an existing run unless asked to resume or overwrite it (touches nothing)."""
     if resume and overwrite:
         raise TrainingError("--resume and --overwrite exclude each other")
-    exists = out_dir.exists() and any(out_dir.iterdir())
     if resume:
         if not (out_dir / "checkpoint.json").exists():
             raise TrainingError(f"cannot resume: {out_dir} holds no checkpoint (checkpoint.json)")
         return
-    if exists:
+    if out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
             raise TrainingError(f"run directory {out_dir} already exists; pass --resume to continue it "
                                 f"or --overwrite to replace it")
         if not (out_dir / "config.json").exists():
             raise TrainingError(f"refusing to overwrite {out_dir}: it is not a stablenet run directory")
+
+
+def create_run_dir(out_dir: Path, *, overwrite: bool) -> None:
+    """An empty run directory (an existing run is removed only with ``overwrite``, after checks)."""
+    if overwrite and out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -149,13 +153,18 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
     from .data import load_dataset
 
     out_dir = Path(out_dir)
-    prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
+    check_run_dir(out_dir, resume=resume, overwrite=overwrite)
+    # everything that can fail on bad input happens before the run directory is touched
+    data = dataset or load_dataset(config.data.name, seed=config.seed, data_dir=config.data.data_dir,
+                                   **config.data.options)
+    model = build_model(config, data.in_features, data.n_classes)
     if resume:
         saved = load_checkpoint(out_dir)
         if saved["config"] != config.model_dump(mode="json"):
             raise TrainingError(f"cannot resume {out_dir}: the configuration differs from the run's "
                                 f"(see {out_dir / 'config.json'})")
     else:
+        create_run_dir(out_dir, overwrite=overwrite)
         write_json(out_dir / "config.json", config.model_dump(mode="json"))
         if config_text is not None:
             atomic_write_bytes(out_dir / "config.toml", config_text.encode())
@@ -164,12 +173,9 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
     if t.threads:
         torch.set_num_threads(t.threads)
     dtype, device = getattr(torch, t.dtype), torch.device(t.device)
-    data = dataset or load_dataset(config.data.name, seed=config.seed, data_dir=config.data.data_dir,
-                                   **config.data.options)
     x_train, y_train = data.train.x.to(device, dtype), data.train.y.to(device)
     x_val, y_val = data.val.x.to(device, dtype), data.val.y.to(device)
 
-    model = build_model(config, data.in_features, data.n_classes)
     loss_fn = get_loss(t.loss)
     optimizer = _optimizer(config, model)
     scheduler = _scheduler(config, optimizer)
