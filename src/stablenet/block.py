@@ -16,12 +16,12 @@ def check_compatible(dynamics: Dynamics, integrator: Integrator) -> None:
     if integrator.separable and not dynamics.two_stream:
         raise ValueError(
             f"method={integrator.name!r} needs a two-stream dynamics (y, z) such as Hamiltonian, "
-            f"got one-stream {type(dynamics).__name__}; use euler, midpoint, rk4, ab3 or leapfrog"
+            f"got one-stream {dynamics.kind}; use euler, midpoint, rk4, ab3 or leapfrog"
         )
     if integrator.second_order and dynamics.two_stream:
         raise ValueError(
             f"method={integrator.name!r} integrates one-stream second-order dynamics Y'' = f(Y), "
-            f"got two-stream {type(dynamics).__name__}; use verlet or a Runge-Kutta method"
+            f"got two-stream {dynamics.kind}; use verlet or a Runge-Kutta method"
         )
 
 
@@ -53,7 +53,7 @@ class ODEBlock(nn.Module):
                  controls: str = "constant"):
         super().__init__()
         if not isinstance(dynamics, Dynamics):
-            raise TypeError(f"dynamics must be a stablenet Dynamics module, got {type(dynamics).__name__}")
+            raise TypeError(f"dynamics must be a stablenet Dynamics module, got {dynamics.kind}")
         self.dynamics = dynamics
         self.T = _checks.positive_float("T", T)
         self.steps = steps
@@ -144,7 +144,7 @@ class ODEBlock(nn.Module):
             state = (y0, z0)
         else:
             if pair_in:
-                raise ValueError(f"{type(dyn).__name__} is one-stream: pass a tensor, not a pair")
+                raise ValueError(f"{dyn.kind} is one-stream: pass a tensor, not a pair")
             _checks.finite_state("y0", x, dyn.width)
             state = x
 

@@ -89,6 +89,18 @@ def _plot(args) -> int:
     return 0
 
 
+def _analyze(args) -> int:
+    from .analysis.report import analyze_run
+
+    report = analyze_run(args.run_dir, args.out)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "analysis"
+    net = report["network"]
+    print(f"max Re λ = {net['max_real']:.3g}, max amplification {net['max_amplification']:.4f}, "
+          f"{100 * net['fraction_stable']:.1f}% of h·λ inside the stability region")
+    print(f"wrote {out / 'stability.json'} and " + ", ".join(report["figures"]))
+    return 0
+
+
 def _config_docs(args) -> int:
     from .config import config_reference
 
@@ -129,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="(re)draw a run's figures")
     pl.add_argument("run_dir")
     pl.set_defaults(func=_plot)
+
+    an = sub.add_parser("analyze", help="stability analysis of a trained run: eigenvalues, sensitivity")
+    an.add_argument("run_dir")
+    an.add_argument("--out", help="output directory (default RUN_DIR/analysis)")
+    an.set_defaults(func=_analyze)
 
     cd = sub.add_parser("config-docs", help="print the configuration reference (Markdown)")
     cd.set_defaults(func=_config_docs)

@@ -89,6 +89,12 @@ class Dynamics(nn.Module):
 
     # -- the interface the block uses --------------------------------------------------------------
     @property
+    def kind(self) -> str:
+        """The dynamics' class name (torch parametrizations wrap the class in a subclass)."""
+        cls = type(self)
+        return cls.__bases__[0].__name__ if parametrize.is_parametrized(self) else cls.__name__
+
+    @property
     def nt(self) -> int:
         """Number of control points the weights live on."""
         return getattr(self, self._control_names[0]).shape[0]
