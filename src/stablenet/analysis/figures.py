@@ -32,12 +32,14 @@ def plot_eigenvalues(lj: LayerJacobians, path: str | Path, *, max_panels: int = 
     rows = math.ceil(len(layers) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
     extent = max(2.5, float(z.abs().max()) * 1.1)
+    right = max(1.5, float(z.real.max()) * 1.1)
     for ax, j in zip(axes.flat, layers):
         draw_region(ax, lj.method, extent=extent)
         pts = z[j].reshape(-1)
         ax.plot(pts.real.numpy(), pts.imag.numpy(), ".", ms=2, color="tab:blue", alpha=0.5)
-        ax.set_xlim(-extent, max(1.5, float(pts.real.max()) * 1.1))
+        ax.set_xlim(-extent, right)
         ax.set_ylim(-extent, extent)
+        ax.set_aspect("equal")
         ax.set_title(f"layer {j}", fontsize=8)
         ax.tick_params(labelsize=6)
     for ax in axes.flat[len(layers):]:

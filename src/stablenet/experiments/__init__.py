@@ -6,10 +6,11 @@ figures (PNG) and ``results.json`` into ``out_dir`` and returns the results.
 
 from __future__ import annotations
 
-from . import phase_plane
+from . import eigenvalues, phase_plane
 
 EXPERIMENTS = {
     "phase-plane": phase_plane,
+    "eigenvalues": eigenvalues,
 }
 
 __all__ = ["EXPERIMENTS"]
