@@ -6,10 +6,11 @@ figures (PNG) and ``results.json`` into ``out_dir`` and returns the results.
 
 from __future__ import annotations
 
-from . import eigenvalues, phase_plane
+from . import eigenvalues, phase_plane, verlet_longterm
 
 EXPERIMENTS = {
     "phase-plane": phase_plane,
+    "verlet-longterm": verlet_longterm,
     "eigenvalues": eigenvalues,
 }
 

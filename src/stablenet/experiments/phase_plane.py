@@ -1,10 +1,10 @@
-"""Seed 003 (Gonzalez & Mang), Figs. 2 and 3: phase planes of forward propagation.
+"""Seed 003 (Gonzalez & Mang), Fig. 2: phase planes of forward propagation.
 
-Fig. 2: N = 21 identical layers, h = 0.1, tanh, b = 0, features y1 = (0.1, 0.1), y2 = −y1,
+N = 21 identical layers, h = 0.1, tanh, b = 0, features y1 = (0.1, 0.1), y2 = −y1,
 y3 = (0, 0.5), forward Euler with K₊ (features pushed apart), K₋ (features collapse), K₀
-(distances kept), and the antisymmetric versions ½(K − Kᵀ) of K₊ and K₋ (stable).
-Fig. 3: the Hamiltonian system with K_v = (k1 k2), k1 = (2, −1, 0), k2 = (1, 2, 1), integrated
-by Verlet for N = 20 … 1000 identical layers: bounded, non-trivial orbits.
+(distances kept), and the antisymmetric versions ½(K − Kᵀ) of K₊ and K₋ (stable).  Note that
+½(K₊ − K₊ᵀ) = ½(K₋ − K₋ᵀ) = K₀, so both antisymmetric panels show the K₀ dynamics; forward
+Euler still grows them slowly, like (1 + h²)^(N/2) = 1.11.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from .. import Antisymmetric, Hamiltonian, ODEBlock, SingleLayer
+from .. import Antisymmetric, ODEBlock, SingleLayer
 from .._io import save_figure, write_json
 
-SUMMARY = "seed 003 Figs 2-3: Euler with K+, K-, K0, antisymmetric versions, Verlet with K_v"
+SUMMARY = "seed 003 Fig 2: forward Euler with K+, K-, K0 and antisymmetric versions (phase planes)"
 
 H = 0.1
 FEATURES = [[0.1, 0.1], [-0.1, -0.1], [0.0, 0.5]]
@@ -25,10 +25,6 @@ KERNELS = {
     "K_minus": [[-2.0, 0.0], [2.0, -2.0]],
     "K_zero": [[0.0, -1.0], [1.0, 0.0]],
 }
-K_V = [[2.0, 1.0], [-1.0, 2.0], [0.0, 1.0]]  # columns k1 = (2, −1, 0), k2 = (1, 2, 1)
-VERLET_STEPS = (20, 50, 100, 200, 500, 1000)
-
-
 def euler_paths(K, antisymmetric: bool, steps: int = 21) -> torch.Tensor:
     """States (N + 1, 3, 2) of the three features through N identical forward-Euler layers."""
     dynamics = (Antisymmetric(2) if antisymmetric else SingleLayer(2)).double()
@@ -40,24 +36,13 @@ def euler_paths(K, antisymmetric: bool, steps: int = 21) -> torch.Tensor:
         return block(torch.tensor(FEATURES, dtype=torch.float64), return_states=True)
 
 
-def verlet_paths(steps: int) -> torch.Tensor:
-    """y-states (N + 1, 3, 2) of the Hamiltonian network with K_v, Z_{−1/2} = 0."""
-    dynamics = Hamiltonian(2, 3).double()
-    with torch.no_grad():
-        dynamics.K.copy_(torch.tensor(K_V, dtype=torch.float64).T[None])
-        dynamics.b_y.zero_()
-        dynamics.b_z.zero_()
-        block = ODEBlock(dynamics, T=H * steps, steps=steps, method="verlet")
-        return block(torch.tensor(FEATURES, dtype=torch.float64), return_states=True)
-
-
 def _distance_ratios(paths: torch.Tensor) -> list[float]:
     i, j = torch.triu_indices(3, 3, offset=1)
     first, last = torch.cdist(paths[0], paths[0]), torch.cdist(paths[-1], paths[-1])
     return (last[i, j] / first[i, j]).tolist()
 
 
-def _plot_paths(ax, paths, title):
+def plot_paths(ax, paths, title):
     colors = ["tab:blue", "tab:orange", "gold"]
     for k in range(paths.shape[1]):
         ax.plot(paths[:, k, 0], paths[:, k, 1], "-", color=colors[k], lw=1)
@@ -85,34 +70,17 @@ def run(out_dir: str | Path, quick: bool = False) -> dict:
         }
         for name, p in cases.items()
     }
-    verlet_steps = VERLET_STEPS[:3] if quick else VERLET_STEPS
-    verlet = {}
-    verlet_runs = {}
-    for n in verlet_steps:
-        ys = verlet_runs[n] = verlet_paths(n)
-        norms = ys.norm(dim=-1)
-        verlet[str(n)] = {"max_norm": float(norms.max()), "final_norms": norms[-1].tolist()}
-
     fig, axes = plt.subplots(2, 3, figsize=(10, 6.5))
-    _plot_paths(axes[0, 0], cases["K_zero"][:1], "(a) initial features")
+    plot_paths(axes[0, 0], cases["K_zero"][:1], "(a) initial features")
     for ax, (name, label) in zip(axes.flat[1:], [("K_plus", "(b) Euler, K+"), ("K_minus", "(c) Euler, K-"),
                                                   ("K_zero", "(d) Euler, K0"),
                                                   ("antisymmetric_K_plus", "(e) antisymmetric K+"),
                                                   ("antisymmetric_K_minus", "(f) antisymmetric K-")]):
-        _plot_paths(ax, cases[name], f"{label}: dist x{min(euler[name]['distance_ratio']):.2g}"
+        plot_paths(ax, cases[name], f"{label}: dist x{min(euler[name]['distance_ratio']):.2g}"
                                      f"-{max(euler[name]['distance_ratio']):.2g}")
     fig.suptitle("Seed 003 Fig. 2: N = 21 layers, h = 0.1, tanh (open: start, filled: layer 21)")
     fig.tight_layout()
     save_figure(fig, out_dir / "phase_plane.png", dpi=110)
-
-    fig, axes = plt.subplots(2, 3, figsize=(10, 6.5))
-    for ax, n in zip(axes.flat, verlet_steps):
-        _plot_paths(ax, verlet_runs[n], f"Verlet, N = {n}")
-    for ax in axes.flat[len(verlet_steps):]:
-        ax.axis("off")
-    fig.suptitle("Seed 003 Fig. 3: Hamiltonian network with K_v, h = 0.1, Z_{-1/2} = 0")
-    fig.tight_layout()
-    save_figure(fig, out_dir / "verlet_longterm.png", dpi=110)
 
     results = {
         "experiment": "phase-plane",
@@ -122,11 +90,9 @@ def run(out_dir: str | Path, quick: bool = False) -> dict:
             "K_zero_keeps_distances_within_12_percent": max(abs(r - 1) for r in euler["K_zero"]["distance_ratio"]) < 0.12,
             "antisymmetric_bounded": all(euler[f"antisymmetric_{k}"]["max_norm_ratio"] < 1.12
                                          for k in ("K_plus", "K_minus")),
-            "verlet_bounded": all(v["max_norm"] < 1.0 for v in verlet.values()),
         },
         "euler": euler,
-        "verlet": verlet,
-        "figures": ["phase_plane.png", "verlet_longterm.png"],
+        "figures": ["phase_plane.png"],
     }
     write_json(out_dir / "results.json", results)
     return results
