@@ -53,7 +53,7 @@ class ODEBlock(nn.Module):
                  controls: str = "constant"):
         super().__init__()
         if not isinstance(dynamics, Dynamics):
-            raise TypeError(f"dynamics must be a stablenet Dynamics module, got {dynamics.kind}")
+            raise TypeError(f"dynamics must be a stablenet Dynamics module, got {type(dynamics).__name__}")
         self.dynamics = dynamics
         self.T = _checks.positive_float("T", T)
         self.steps = steps
