@@ -6,12 +6,13 @@ figures (PNG) and ``results.json`` into ``out_dir`` and returns the results.
 
 from __future__ import annotations
 
-from . import eigenvalues, phase_plane, verlet_longterm
+from . import eigenvalues, loss_landscape, phase_plane, verlet_longterm
 
 EXPERIMENTS = {
     "phase-plane": phase_plane,
     "verlet-longterm": verlet_longterm,
     "eigenvalues": eigenvalues,
+    "loss-landscape": loss_landscape,
 }
 
 __all__ = ["EXPERIMENTS"]
