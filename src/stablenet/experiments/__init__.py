@@ -6,11 +6,13 @@ figures (PNG) and ``results.json`` into ``out_dir`` and returns the results.
 
 from __future__ import annotations
 
-from . import eigenvalues, loss_landscape, phase_plane, verlet_longterm
+from . import antisymmetric_euler, eigenvalues, loss_landscape, objective_landscape, phase_plane, verlet_longterm
 
 EXPERIMENTS = {
     "phase-plane": phase_plane,
     "verlet-longterm": verlet_longterm,
+    "objective-landscape": objective_landscape,
+    "antisymmetric-euler": antisymmetric_euler,
     "eigenvalues": eigenvalues,
     "loss-landscape": loss_landscape,
 }
