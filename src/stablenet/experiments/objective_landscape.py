@@ -225,10 +225,9 @@ def run(out_dir: str | Path, quick: bool = False) -> dict:
 
     figure = "objective_landscape.png"
     _plot(land, theta, stats, out_dir / figure,
-          "Seeds 000/001: objective 0.5 ||Y_N(theta) - Y_200(1,1)||^2 with Y_{j+1} = Y_j + (10/N) tanh(K(theta) Y_j), "
+          "Seeds 000/001: objective 0.5 ||Y_N(theta) - Y_200(1,1)||^2 with Y_{j+1} = Y_j + (10/N) tanh(K(theta) Y_j),\n"
           f"{N_SAMPLES} train and {N_SAMPLES} test inputs Y0 ~ N(0,1)\n"
-          "red dot: reference theta = (1,1); x: grid minimum; dashed: |1 + h lambda(K)| = 1 "
-          "(forward Euler linearly stable below-left of it)")
+          "red dot: reference theta = (1,1); x: grid minimum; dashed: |1 + h lambda(K)| = 1 (forward Euler linearly stable below-left of it)")
 
     s5, s100 = stats["5"], stats["100"]
     v5, v100 = variant["5"], variant["100"]
