@@ -8,6 +8,8 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
-def _seed():
+def _seed_and_default_dtype():
+    """Every test starts from seed 0 and float32, whatever the previous test did."""
     torch.manual_seed(0)
     yield
+    torch.set_default_dtype(torch.float32)

@@ -11,23 +11,14 @@ from pathlib import Path
 
 import torch
 
-from ._io import save_figure
+from ._io import pyplot, save_figure
 
 CLASS_COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
                 "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan"]
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_curves(history: list[dict], path: str | Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     ax1.plot(epochs, [h["train_loss"] for h in history], label="train")
@@ -43,7 +34,7 @@ def plot_curves(history: list[dict], path: str | Path) -> Path:
 @torch.no_grad()
 def plot_decision_regions(model, dataset, path: str | Path, resolution: int = 200, ax=None, title=None):
     """Predicted class over the data domain with the training and test points (2-D data only)."""
-    plt = _pyplot()
+    plt = pyplot()
     xmin, xmax, ymin, ymax = dataset.domain
     param = next(model.parameters())
     gx, gy = torch.meshgrid(torch.linspace(xmin, xmax, resolution), torch.linspace(ymin, ymax, resolution),
@@ -78,7 +69,7 @@ def plot_decision_regions(model, dataset, path: str | Path, resolution: int = 20
 @torch.no_grad()
 def plot_feature_paths(model, dataset, path: str | Path, per_class: int = 30) -> Path:
     """Paths of some training points through the blocks, projected on 2 principal directions."""
-    plt = _pyplot()
+    plt = pyplot()
     split = dataset.train
     g = torch.Generator().manual_seed(0)
     idx = torch.cat([torch.nonzero(split.y == c).flatten()[

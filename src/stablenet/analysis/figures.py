@@ -7,24 +7,15 @@ from pathlib import Path
 
 import torch
 
-from .._io import save_figure
+from .._io import pyplot, save_figure
 from .jacobian import LayerJacobians
 from .stability import draw_region
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_eigenvalues(lj: LayerJacobians, path: str | Path, *, max_panels: int = 16, title: str = "") -> Path:
     """One panel per layer (evenly chosen if there are more than ``max_panels``): the points
     z = h·λ of all samples with the integrator's stability region (seed 004 Figs 3.4–3.6)."""
-    plt = _pyplot()
+    plt = pyplot()
     z = lj.z()
     N = z.shape[0]
     layers = sorted({round(k * (N - 1) / max(1, min(N, max_panels) - 1)) for k in range(min(N, max_panels))})
@@ -52,7 +43,7 @@ def plot_eigenvalues(lj: LayerJacobians, path: str | Path, *, max_panels: int = 
 
 def plot_sensitivity(curves: list[tuple[str, dict]], path: str | Path) -> Path:
     """Sensitivity s_j against depth j for each (label, forward_sensitivity result)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, result in curves:
         ax.semilogy(result["depth"], result["mean"], label=f"{label} (mean)")

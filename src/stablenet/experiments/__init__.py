@@ -6,13 +6,17 @@ figures (PNG) and ``results.json`` into ``out_dir`` and returns the results.
 
 from __future__ import annotations
 
-from . import antisymmetric_euler, eigenvalues, loss_landscape, objective_landscape, phase_plane, verlet_longterm
+from . import (antisymmetric_euler, discretization_impact, eigenvalues, loss_landscape, objective_landscape,
+               phase_plane, rk4_vs_euler, state_layers, verlet_longterm)
 
 EXPERIMENTS = {
     "phase-plane": phase_plane,
     "verlet-longterm": verlet_longterm,
     "objective-landscape": objective_landscape,
     "antisymmetric-euler": antisymmetric_euler,
+    "state-layers": state_layers,
+    "rk4-vs-euler": rk4_vs_euler,
+    "discretization-impact": discretization_impact,
     "eigenvalues": eigenvalues,
     "loss-landscape": loss_landscape,
 }

@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 from .. import integrate
-from .._io import save_figure, write_json
+from .._io import pyplot, save_figure, write_json
 
 SUMMARY = "seeds 000/001: forward Euler on K - K^T grows for every h; RK4 and leapfrog not for small h"
 
@@ -161,10 +161,7 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def _plot(d: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     h = d["h"].numpy()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))

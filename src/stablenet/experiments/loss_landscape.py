@@ -36,9 +36,10 @@ import numpy as np
 import torch
 
 from .. import ODEBlock, ODEClassifier, SingleLayer, softmax_cross_entropy
-from .._io import save_figure, write_json
+from .._io import pyplot, save_figure, write_json
 from ..analysis.landscape import loss_slice_1d, loss_surface_2d, parameters_of, surface_curvature
 from ..data import load_dataset
+from ._train import accuracy, train_model
 
 SUMMARY = "seed 004 Figs 3.7-3.8: filter-normalized 2-D loss surfaces of 8- vs 20-layer ResNets (T = 5)"
 
@@ -66,42 +67,8 @@ def build_resnet(layers: int, *, seed: int = 0) -> ODEClassifier:
         return ODEClassifier(2, 5, block, opening="duplicate")
 
 
-def train_resnet(model: ODEClassifier, x: torch.Tensor, y: torch.Tensor, *, epochs: int,
-                 batch_size: int, lr: float, seed: int = 0) -> list[float]:
-    """Plain Adam on mini-batches shuffled by a seeded generator; the mean loss of every epoch."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    history = []
-    model.train()
-    for _ in range(epochs):
-        total = 0.0
-        for idx in torch.randperm(len(y), generator=generator).split(batch_size):
-            optimizer.zero_grad()
-            loss = softmax_cross_entropy(model(x[idx]), y[idx])
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(idx)
-        history.append(total / len(y))
-    model.eval()
-    return history
-
-
-def _accuracy(model, split) -> float:
-    with torch.no_grad():
-        return float((model(split.x).argmax(-1) == split.y).double().mean())
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _plot_contours(surfaces: dict, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.colors import LogNorm
 
     lo = min(float(s["loss"].min()) for s in surfaces.values())
@@ -129,7 +96,7 @@ def _plot_contours(surfaces: dict, path: Path) -> Path:
 
 
 def _plot_surfaces_3d(surfaces: dict, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     hi = max(float(s["loss"].max()) for s in surfaces.values())
     fig = plt.figure(figsize=(5.5 * len(surfaces), 4.6))
     for k, (layers, s) in enumerate(surfaces.items()):
@@ -149,7 +116,7 @@ def _plot_surfaces_3d(surfaces: dict, path: Path) -> Path:
 
 
 def _plot_curvature(surfaces: dict, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(surfaces), figsize=(5.4 * len(surfaces), 4.6), squeeze=False,
                              layout="constrained")
     for ax, (layers, s) in zip(axes[0], surfaces.items()):
@@ -172,7 +139,7 @@ def _plot_curvature(surfaces: dict, path: Path) -> Path:
 
 
 def _plot_slices(slices: dict, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for layers, s in slices.items():
         interp, ray = s["interpolation"], s["direction"]
@@ -220,7 +187,9 @@ def _run(out_dir: Path, quick: bool, cfg: dict) -> dict:
         started = time.perf_counter()
         model = build_resnet(layers, seed=0)
         theta0 = parameters_of(model)
-        history = train_resnet(model, x, y, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"])
+        history = train_model(model, x, y, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
+                              record=False)
+        model.eval()
         train_s = time.perf_counter() - started
 
         per_seed = []
@@ -251,9 +220,9 @@ def _run(out_dir: Path, quick: bool, cfg: dict) -> dict:
         networks[str(layers)] = {
             "layers": layers,
             "h": T / layers,
-            "final_train_loss_epoch": history[-1],
-            "train_accuracy": _accuracy(model, data.train),
-            "val_accuracy": _accuracy(model, data.val),
+            "final_train_loss_epoch": history[-1]["batch_loss"],
+            "train_accuracy": accuracy(model, data.train.x, data.train.y),
+            "val_accuracy": accuracy(model, data.val.x, data.val.y),
             "center_loss": surface["center_loss"],
             "center_accuracy": surface["center_accuracy"],
             "min_loss": float(surface["loss"].min()),

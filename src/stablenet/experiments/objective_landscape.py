@@ -46,7 +46,7 @@ from pathlib import Path
 import torch
 
 from .. import integrate
-from .._io import save_figure, write_json
+from .._io import pyplot, save_figure, write_json
 
 SUMMARY = "seeds 000/001: objective over (theta1, theta2), N = 5 vs N = 100 layers, train vs test inputs"
 
@@ -172,10 +172,7 @@ def summarize(land: dict, theta: torch.Tensor) -> dict:
 
 
 def _plot(land: dict, theta: torch.Tensor, stats: dict, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     th = theta.numpy()
     t1, t2 = torch.meshgrid(theta, theta, indexing="ij")

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .. import Antisymmetric, ODEBlock, SingleLayer
-from .._io import save_figure, write_json
+from .._io import pyplot, save_figure, write_json
 
 SUMMARY = "seed 003 Fig 2: forward Euler with K+, K-, K0 and antisymmetric versions (phase planes)"
 
@@ -55,10 +55,7 @@ def plot_paths(ax, paths, title):
 
 
 def run(out_dir: str | Path, quick: bool = False) -> dict:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out_dir = Path(out_dir)
     cases = {name: euler_paths(K, False) for name, K in KERNELS.items()}

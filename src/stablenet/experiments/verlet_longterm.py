@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .. import Hamiltonian, ODEBlock
-from .._io import save_figure, write_json
+from .._io import pyplot, save_figure, write_json
 from .phase_plane import FEATURES, H, plot_paths
 
 SUMMARY = "seed 003 Fig 3: Hamiltonian network with K_v under Verlet for N = 20 ... 1000 layers"
@@ -35,10 +35,7 @@ def verlet_paths(steps: int) -> torch.Tensor:
 
 
 def run(out_dir: str | Path, quick: bool = False) -> dict:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out_dir = Path(out_dir)
     steps = STEPS[:3] if quick else STEPS
