@@ -10,12 +10,12 @@
 """
 
 from .landscape import loss_slice_1d, loss_surface_2d, random_direction, surface_curvature
-from .jacobian import LayerJacobians, layer_jacobians, stability_summary
+from .jacobian import LayerJacobians, layer_jacobians, stability_summary, summarize
 from .sensitivity import forward_sensitivity, worst_direction
 from .stability import amplification, boundary_locus, draw_region, is_stable
 
 __all__ = [
-    "LayerJacobians", "layer_jacobians", "stability_summary", "forward_sensitivity", "worst_direction",
+    "LayerJacobians", "layer_jacobians", "stability_summary", "summarize", "forward_sensitivity", "worst_direction",
     "amplification", "boundary_locus", "draw_region", "is_stable",
     "random_direction", "loss_surface_2d", "loss_slice_1d", "surface_curvature",
 ]

@@ -6,7 +6,7 @@ the integrator's stability region).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch.func import jacrev, vmap
@@ -28,10 +28,13 @@ class LayerJacobians:
     h: float
     method: str
     second_order: bool          # leapfrog: f is an acceleration, z = h·√μ
+    _eigenvalues: torch.Tensor | None = field(default=None, repr=False)
 
     def eigenvalues(self) -> torch.Tensor:
-        """Eigenvalues λ of every J, complex (N, batch, n)."""
-        return torch.linalg.eigvals(self.jacobians.to(torch.float64))
+        """Eigenvalues λ of every J, complex (N, batch, n), computed once."""
+        if self._eigenvalues is None:
+            self._eigenvalues = torch.linalg.eigvals(self.jacobians.to(torch.float64))
+        return self._eigenvalues
 
     def z(self) -> torch.Tensor:
         """h·λ (for leapfrog: h·√μ), where the integrator's stability is judged."""
@@ -81,13 +84,11 @@ def layer_jacobians(block: ODEBlock, x: torch.Tensor, *, steps: int | None = Non
     return LayerJacobians(J, h, integrator.name, integrator.second_order)
 
 
-def stability_summary(block: ODEBlock, x: torch.Tensor, *, steps: int | None = None,
-                      tol: float = 1e-6) -> dict:
+def summarize(lj: LayerJacobians, tol: float = 1e-6) -> dict:
     """Per layer and for the whole block: max Re λ, max amplification of the integrator's step at
     h·λ, and the fraction of h·λ inside the stability region (amplification ≤ 1 + tol)."""
-    lj = layer_jacobians(block, x, steps=steps)
-    lam = lj.eigenvalues()
-    A = amplification(lj.method, lj.z())
+    lam, z = lj.eigenvalues(), lj.z()
+    A = amplification(lj.method, z)
     inside = (A <= 1 + tol).double()
     layers = [{"layer": j, "t": j * lj.h, "max_real": float(lam[j].real.max()),
                "max_amplification": float(A[j].max()), "fraction_stable": float(inside[j].mean())}
@@ -95,5 +96,12 @@ def stability_summary(block: ODEBlock, x: torch.Tensor, *, steps: int | None = N
     return {
         "method": lj.method, "h": lj.h, "steps": lam.shape[0], "samples": lam.shape[1],
         "max_real": float(lam.real.max()), "max_amplification": float(A.max()),
-        "fraction_stable": float(inside.mean()), "layers": layers,
+        "fraction_stable": float(inside.mean()), "max_abs_z": float(z.abs().max()),
+        "max_real_z": float(z.real.max()), "layers": layers,
     }
+
+
+def stability_summary(block: ODEBlock, x: torch.Tensor, *, steps: int | None = None,
+                      tol: float = 1e-6) -> dict:
+    """:func:`summarize` of the block's Jacobians at the states propagated from ``x``."""
+    return summarize(layer_jacobians(block, x, steps=steps), tol)

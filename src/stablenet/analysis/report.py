@@ -8,7 +8,7 @@ import torch
 
 from .._io import write_json
 from .figures import as_float64, plot_eigenvalues, plot_sensitivity
-from .jacobian import layer_jacobians, stability_summary
+from .jacobian import layer_jacobians, summarize
 from .sensitivity import forward_sensitivity
 
 
@@ -34,12 +34,13 @@ def analyze_run(run_dir: str | Path, out_dir: str | Path | None = None, *, sampl
             with torch.no_grad():
                 y = model.connectors[k - 1](y)
         block = as_float64(block)
-        summary = stability_summary(block, y)
+        lj = layer_jacobians(block, y)
+        summary = summarize(lj)
         summary["sensitivity"] = {d: forward_sensitivity(block, y, direction=d,
                                                          generator=torch.Generator().manual_seed(k))
                                   for d in ("random", "worst")}
         report["blocks"].append({"block": k, "dynamics": block.dynamics.kind, **summary})
-        figures.append(plot_eigenvalues(layer_jacobians(block, y), out / f"eigenvalues_block{k}.png",
+        figures.append(plot_eigenvalues(lj, out / f"eigenvalues_block{k}.png",
                                         title=f"block {k}: {block.dynamics.kind}, "
                                               f"{block.integrator.name}, h = {block.h:g}"))
         curves += [(f"block {k} {d}", summary["sensitivity"][d]) for d in ("random", "worst")]

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from .._io import write_json
-from ..analysis import layer_jacobians, stability_summary
+from ..analysis import layer_jacobians
+from ..analysis.jacobian import summarize
 from ..analysis.figures import as_float64, plot_eigenvalues
 from ..config import parse_config
 from ..training import load_run, train
@@ -53,18 +54,18 @@ def run(out_dir: str | Path, quick: bool = False) -> dict:
         block = as_float64(model.blocks[0])
         with torch.no_grad():
             x = model.opening(data.val.x[:100].to(torch.float64))
-        summary = stability_summary(block, x)
-        z = layer_jacobians(block, x).z()
+        lj = layer_jacobians(block, x)
+        summary = summarize(lj)
         networks[str(layers)] = {
             "h": block.h,
             "val_accuracy": metrics["val_accuracy"],
             "max_real": summary["max_real"],
-            "max_abs_h_lambda": float(z.abs().max()),
-            "max_real_h_lambda": float(z.real.max()),
+            "max_abs_h_lambda": summary["max_abs_z"],
+            "max_real_h_lambda": summary["max_real_z"],
             "fraction_outside_euler_disc": 1.0 - summary["fraction_stable"],
             "max_amplification": summary["max_amplification"],
         }
-        figures.append(plot_eigenvalues(layer_jacobians(block, x), out_dir / f"eigenvalues_{layers}.png",
+        figures.append(plot_eigenvalues(lj, out_dir / f"eigenvalues_{layers}.png",
                                         title=f"ResNet with {layers} layers, T = 10, h = {block.h:g}: "
                                               "h·λ of each layer's Jacobian, Euler disc shaded").name)
     outside = [networks[str(n)]["fraction_outside_euler_disc"] for n in LAYERS]
