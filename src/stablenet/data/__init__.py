@@ -19,6 +19,11 @@ Names (``DATASETS`` holds a one-line description and the option defaults of each
 * ``digits``: scikit-learn's bundled 8 x 8 digits.
 * ``fashion_mnist``: the official IDX files from a local directory.
 
+Image data for convolutional networks (not in the registry; import the modules):
+``stablenet.data.cifar`` (CIFAR-10 from its binary files), ``stablenet.data.augment`` (random
+crop + flip, per-channel normalization, explicit generators), ``stablenet.data.segmentation``
+(synthetic shapes with per-pixel labels).
+
 ``load_dataset`` checks the option names (unknown -> ``TypeError`` listing the valid ones) and the
 loaders check the values (zero or negative sizes -> ``ValueError`` naming the option).
 """

@@ -1,0 +1,345 @@
+"""Multi-stage convolutional ODE networks for images: classification and segmentation.
+
+The layout of Ruthotto & Haber, "Deep neural networks motivated by partial differential
+equations" (J. Math. Imaging Vis. 2020):
+
+    x ─ opening: 3×3 conv → N → σ ─▶ stage 1 ─ connector ─▶ stage 2 ─ … ─▶ stage S ─▶ head
+
+* a **stage** is one or more :class:`~stablenet.block.ODEBlock` of a convolutional dynamics
+  (:mod:`stablenet.dynamics.conv`) at a fixed width w_i and resolution; each block has its own
+  weights (θ(t) on its own control grid);
+* a **connector** changes the width between stages: 1×1 convolution w_i → w_{i+1}, N, σ, and (for
+  classification) 2×2 average pooling, halving the resolution;
+* the **head**: global average pooling and a linear classifier (``head="classifier"``, output
+  (batch, classes)), or a 1×1 convolution per pixel (``head="segmentation"``, no pooling anywhere,
+  output (batch, classes, H, W)).
+
+:class:`ConvNetSpec` is the plain description (widths, blocks per stage, dynamics, method, T,
+steps, nt, normalization, gradient mode, …) that a configuration file can carry;
+``ConvNetSpec.from_dict(d).build()`` (or :func:`build_conv_net`) makes the network.
+
+The normalization outside the ODE blocks (opening, connectors) is an ordinary layer
+(:func:`image_norm`): ``"batch"`` is ``nn.BatchNorm2d`` with running statistics (so ``eval()``
+matters there), ``"instance"`` ``nn.InstanceNorm2d(affine=True)``, ``"tv"`` :class:`TVNorm`.
+Inside the blocks the dynamics normalize with batch statistics always (see
+:mod:`stablenet.dynamics.conv` for why).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import _checks
+from .block import ODEBlock
+from .dynamics import ACTIVATIONS, DYNAMICS
+from .dynamics.conv import NORMALIZATION_EPS, ConvDynamics, check_normalization, odd_kernel_size
+from .gradients import make_gradient_mode
+from .integrators import get_integrator
+
+HEADS = ("classifier", "segmentation")
+
+
+class TVNorm(nn.Module):
+    """Total-variation normalization with a learned per-channel shift (Meganet's ``tvNormLayer``
+    with its affine part): x / sqrt(Σ_c x_c² + ε) + β, per pixel."""
+
+    def __init__(self, channels: int, eps: float = NORMALIZATION_EPS["tv"]):
+        super().__init__()
+        self.channels = _checks.positive_int("channels", channels)
+        self.eps = _checks.positive_float("eps", eps)
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).sum(1, keepdim=True) + self.eps) + self.bias[:, None, None]
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, eps={self.eps}"
+
+
+def image_norm(kind: str | None, channels: int) -> nn.Module:
+    """The normalization layer of the opening and the connectors (see the module docstring)."""
+    check_normalization(kind)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "tv":
+        return TVNorm(channels)
+    return nn.Identity()
+
+
+class _Activation(nn.Module):
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = _checks.choice("activation", name, ACTIVATIONS)
+        self.fn = ACTIVATIONS[name]
+
+    def forward(self, x):
+        return self.fn(x)
+
+    def extra_repr(self) -> str:
+        return repr(self.name)
+
+
+def _conv_norm_act(c_in: int, c_out: int, k: int, normalization: str | None, activation: str) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=normalization is None),
+                         image_norm(normalization, c_out), _Activation(activation))
+
+
+class ConvODENet(nn.Module):
+    """Opening convolution, stages of convolutional ODE blocks joined by connectors, and a head.
+
+    Args:
+        in_channels: channels of the input images (3 for CIFAR-10).
+        n_classes: number of classes.
+        stages: one entry per stage: an :class:`ODEBlock` or a non-empty sequence of them, all of
+            the stage's width and with a convolutional dynamics (``feature_dim == 1``).
+        head: ``"classifier"`` (connectors pool 2×2; global average pooling + linear layer;
+            output (batch, n_classes)) or ``"segmentation"`` (no pooling; 1×1 convolution per
+            pixel; output (batch, n_classes, H, W)).
+        normalization: normalization of the opening and connector layers (``None``, ``"batch"``,
+            ``"instance"``, ``"tv"``).
+        activation: their activation (a name of :data:`stablenet.dynamics.ACTIVATIONS`).
+        opening_kernel: kernel size of the opening convolution (odd).
+
+    Attributes as in :class:`~stablenet.models.ODEClassifier`: ``opening``, ``classifier`` (the
+    head's weights W, μ), ``blocks`` (every ODE block, stage by stage), ``prolongate()``; plus
+    ``stages`` and ``connectors``.
+    """
+
+    def __init__(self, in_channels: int, n_classes: int,
+                 stages: Sequence[ODEBlock | Sequence[ODEBlock]], *, head: str = "classifier",
+                 normalization: str | None = None, activation: str = "relu", opening_kernel: int = 3):
+        super().__init__()
+        self.in_channels = _checks.positive_int("in_channels", in_channels)
+        self.n_classes = _checks.positive_int("n_classes", n_classes)
+        self.head = _checks.choice("head", head, HEADS)
+        check_normalization(normalization)
+        _checks.choice("activation", activation, ACTIVATIONS)
+        opening_kernel = odd_kernel_size("opening_kernel", opening_kernel)
+        if isinstance(stages, ODEBlock) or not isinstance(stages, Sequence) or not stages:
+            raise TypeError("stages must be a non-empty sequence of stages (an ODEBlock or a sequence of them)")
+        grouped: list[list[ODEBlock]] = []
+        for i, stage in enumerate(stages):
+            blocks = [stage] if isinstance(stage, ODEBlock) else list(stage)
+            if not blocks or not all(isinstance(b, ODEBlock) for b in blocks):
+                raise TypeError(f"stages[{i}] must be an ODEBlock or a non-empty sequence of ODEBlocks")
+            for b in blocks:
+                if not isinstance(b.dynamics, ConvDynamics):
+                    raise TypeError(f"stages[{i}] has a block with {b.dynamics.kind} dynamics, expected a "
+                                    "convolutional dynamics (stablenet.dynamics.conv) on (batch, C, H, W)")
+            widths = {b.dynamics.width for b in blocks}
+            if len(widths) != 1:
+                raise ValueError(f"stages[{i}] mixes block widths {sorted(widths)}; a stage has one width")
+            grouped.append(blocks)
+        self.widths = tuple(blocks[0].dynamics.width for blocks in grouped)
+        self.normalization, self.activation = normalization, activation
+
+        self.opening = _conv_norm_act(in_channels, self.widths[0], opening_kernel, normalization, activation)
+        self.stages = nn.ModuleList(nn.ModuleList(blocks) for blocks in grouped)
+        pool = self.head == "classifier"
+        self.connectors = nn.ModuleList(
+            nn.Sequential(*_conv_norm_act(a, b, 1, normalization, activation),
+                          *([nn.AvgPool2d(2)] if pool else []))
+            for a, b in zip(self.widths[:-1], self.widths[1:]))
+        # the classifier (W, μ): a linear layer on the pooled features, or per pixel (1×1 conv);
+        # named as in ODEClassifier, so weight decay groups and regularizers find it
+        if pool:
+            self.classifier = nn.Linear(self.widths[-1], n_classes)
+        else:
+            self.classifier = nn.Conv2d(self.widths[-1], n_classes, 1)
+
+    @property
+    def blocks(self) -> list[ODEBlock]:
+        """All ODE blocks, stage by stage."""
+        return [b for stage in self.stages for b in stage]
+
+    def features(self, x: torch.Tensor, *, return_states: bool = False):
+        """The last stage's output (batch, w_S, H', W'); with ``return_states`` a list of every
+        block's stacked states (N + 1, batch, w, H', W')."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must be an image batch (batch, {self.in_channels}, H, W), got {shape}")
+        _checks.finite_state("x", x, self.in_channels, 1)
+        y = self.opening(x)
+        trajectories = []
+        for i, stage in enumerate(self.stages):
+            if i:
+                y = self.connectors[i - 1](y)
+            for block in stage:
+                if return_states:
+                    states = block(y, return_states=True)
+                    trajectories.append(states)
+                    y = states[-1]
+                else:
+                    y = block(y)
+        return trajectories if return_states else y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores (batch, n_classes), or per-pixel scores (batch, n_classes, H, W)."""
+        y = self.features(x)
+        if self.head == "classifier":
+            return self.classifier(y.mean(dim=(-2, -1)))
+        return self.classifier(y)
+
+    def prolongate(self) -> "ConvODENet":
+        """Double every block's control points nt → 2nt keeping θ(t) (rebuild the optimizer after)."""
+        for block in self.blocks:
+            block.prolongate()
+        return self
+
+    def extra_repr(self) -> str:
+        return f"head={self.head!r}, widths={self.widths}"
+
+
+@dataclass(frozen=True)
+class ConvNetSpec:
+    """A plain description of a :class:`ConvODENet` (what a config file would carry).
+
+    Required: ``in_channels``, ``n_classes``, ``T`` (final time of each block), ``steps`` (state
+    steps per block) and ``method`` (integrator) — there is no default time grid.  ``widths``
+    are the stage widths (e.g. (16, 32, 64, 128) or (32, 64, 112)); ``blocks_per_stage`` an int
+    for every stage or one int per stage; ``nt`` the control points per block (default
+    ``steps``: one weight set per step, the ResNet); ``dynamics`` a convolutional name of
+    :data:`stablenet.dynamics.DYNAMICS`; ``normalization`` is used inside the blocks and in the
+    opening/connectors; ``gamma`` applies to ``conv_antisymmetric`` only; hidden channels
+    (parabolic) and z-channels (Hamiltonian) equal the stage width.
+
+        >>> spec = ConvNetSpec.from_dict({"in_channels": 3, "n_classes": 10, "widths": [16, 32, 64],
+        ...                               "dynamics": "conv_parabolic", "method": "rk4", "T": 1.0,
+        ...                               "steps": 2})
+        >>> net = spec.build()
+    """
+
+    in_channels: int
+    n_classes: int
+    T: float
+    steps: int
+    method: str
+    widths: tuple[int, ...] = (16, 32, 64)
+    blocks_per_stage: int | tuple[int, ...] = 1
+    dynamics: str = "conv_parabolic"
+    nt: int | None = None
+    controls: str = "constant"
+    activation: str = "relu"
+    normalization: str | None = "instance"
+    gamma: float = 0.0
+    kernel_size: int = 3
+    gradient: str = "autograd"
+    adjoint_method: str | None = None
+    adjoint_steps: int | None = None
+    checkpoint_segment: int | None = None
+    head: str = "classifier"
+
+    def __post_init__(self) -> None:
+        _checks.positive_int("in_channels", self.in_channels)
+        _checks.positive_int("n_classes", self.n_classes)
+        _checks.positive_float("T", self.T)
+        _checks.positive_int("steps", self.steps)
+        if self.nt is not None:
+            _checks.positive_int("nt", self.nt)
+        widths = tuple(self.widths) if isinstance(self.widths, (list, tuple)) else None
+        if not widths:
+            raise ValueError(f"widths must be a non-empty list of channel counts, got {self.widths!r}")
+        for w in widths:
+            _checks.positive_int("widths[...]", w)
+        object.__setattr__(self, "widths", widths)
+        bps = self.blocks_per_stage
+        if isinstance(bps, (list, tuple)):
+            if len(bps) != len(widths):
+                raise ValueError(f"blocks_per_stage must be an int or one int per stage "
+                                 f"({len(widths)}), got {list(bps)!r}")
+            bps = tuple(_checks.positive_int("blocks_per_stage[...]", b) for b in bps)
+        else:
+            bps = (_checks.positive_int("blocks_per_stage", bps),) * len(widths)
+        object.__setattr__(self, "blocks_per_stage", bps)
+        conv_names = sorted(n for n, c in DYNAMICS.items() if issubclass(c, ConvDynamics))
+        _checks.choice("dynamics", self.dynamics, conv_names)
+        check_normalization(self.normalization)
+        _checks.choice("activation", self.activation, ACTIVATIONS)
+        _checks.choice("head", self.head, HEADS)
+        _checks.nonnegative_float("gamma", self.gamma)
+        if self.gamma and self.dynamics != "conv_antisymmetric":
+            raise ValueError(f"gamma applies to dynamics 'conv_antisymmetric' only, not {self.dynamics!r}")
+        odd_kernel_size("kernel_size", self.kernel_size)
+        integrator = get_integrator(self.method)
+        cls = DYNAMICS[self.dynamics]
+        if integrator.separable and not cls.two_stream:
+            raise ValueError(f"method={self.method!r} needs a two-stream dynamics such as 'conv_hamiltonian', "
+                             f"got {self.dynamics!r}")
+        if integrator.second_order and cls.two_stream:
+            raise ValueError(f"method={self.method!r} integrates one-stream second-order dynamics "
+                             f"(e.g. 'conv_second_order'), got {self.dynamics!r}")
+        mode = make_gradient_mode(self.gradient, adjoint_method=self.adjoint_method,
+                                  adjoint_steps=self.adjoint_steps, checkpoint_segment=self.checkpoint_segment)
+        mode.check(cls, integrator)
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_dict(cls, description: Mapping[str, Any]) -> "ConvNetSpec":
+        """From a plain mapping (e.g. a TOML table); unknown keys are refused, naming the valid ones."""
+        if not isinstance(description, Mapping):
+            raise TypeError(f"a ConvNetSpec description must be a mapping, got {type(description).__name__}")
+        valid = cls.keys()
+        unknown = sorted(set(description) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown ConvNetSpec key(s) {unknown}; valid keys: {valid}")
+        missing = sorted(k for k in ("in_channels", "n_classes", "T", "steps", "method") if k not in description)
+        if missing:
+            raise ValueError(f"ConvNetSpec needs {missing} (no default time grid or integrator)")
+        return cls(**dict(description))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The description as plain data (lists, numbers, strings, None)."""
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    def make_dynamics(self, width: int) -> ConvDynamics:
+        cls = DYNAMICS[self.dynamics]
+        kwargs: dict[str, Any] = dict(nt=self.nt or self.steps, activation=self.activation,
+                                      normalization=self.normalization, kernel_size=self.kernel_size)
+        if self.dynamics == "conv_antisymmetric":
+            kwargs["gamma"] = self.gamma
+        return cls(width, **kwargs)
+
+    def make_block(self, width: int) -> ODEBlock:
+        gradient = make_gradient_mode(self.gradient, adjoint_method=self.adjoint_method,
+                                      adjoint_steps=self.adjoint_steps,
+                                      checkpoint_segment=self.checkpoint_segment)
+        return ODEBlock(self.make_dynamics(width), T=self.T, steps=self.steps, method=self.method,
+                        controls=self.controls, gradient=gradient)
+
+    def build(self) -> ConvODENet:
+        """The network (initialized from torch's global random state: seed before calling)."""
+        stages = [[self.make_block(w) for _ in range(n)] for w, n in zip(self.widths, self.blocks_per_stage)]
+        return ConvODENet(self.in_channels, self.n_classes, stages, head=self.head,
+                          normalization=self.normalization, activation=self.activation)
+
+
+def build_conv_net(description: Mapping[str, Any] | ConvNetSpec) -> ConvODENet:
+    """A :class:`ConvODENet` from a :class:`ConvNetSpec` or its plain-mapping form."""
+    spec = description if isinstance(description, ConvNetSpec) else ConvNetSpec.from_dict(description)
+    return spec.build()
+
+
+def pixel_accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of pixels whose arg-max class (scores (batch, classes, H, W)) equals the label
+    (batch, H, W)."""
+    return float((scores.argmax(1) == labels).float().mean())
+
+
+def segmentation_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean per-pixel softmax cross-entropy of scores (batch, classes, H, W) against labels (batch, H, W)."""
+    return F.cross_entropy(scores, labels)
+
+
+__all__ = ["ConvODENet", "ConvNetSpec", "build_conv_net", "TVNorm", "image_norm", "pixel_accuracy",
+           "segmentation_loss", "HEADS"]
