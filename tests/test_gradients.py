@@ -32,14 +32,19 @@ TWO_STREAM_METHODS = ["euler", "midpoint", "rk3", "rk4", "ab3", "verlet"]
 
 CASES = [(d, m) for d in ONE_STREAM for m in ONE_STREAM_METHODS] + \
         [(d, m) for d in TWO_STREAM for m in TWO_STREAM_METHODS]
+# The exact gradient modes (the adjoint's gradient is the continuous one: tests/test_gradient_modes.py).
+REVERSIBLE_METHODS = ("verlet", "leapfrog")
+MODE_CASES = [(d, m, g) for d, m in CASES for g in ("autograd", "checkpoint", "reversible")
+              if g != "reversible" or m in REVERSIBLE_METHODS]
 
 
-def make_block(dyn_name, method):
+def make_block(dyn_name, method, gradient="autograd"):
     dynamics = {**ONE_STREAM, **TWO_STREAM}[dyn_name]().double()
     with torch.no_grad():  # non-zero biases so that every weight matters
         for p in dynamics.parameters():
             p.add_(0.3 * torch.randn_like(p))
-    return sn.ODEBlock(dynamics, T=1.0, steps=STEPS, method=method, controls="linear")
+    return sn.ODEBlock(dynamics, T=1.0, steps=STEPS, method=method, controls="linear",
+                       gradient=gradient)
 
 
 def inputs_for(block):
@@ -64,9 +69,9 @@ def as_function(block):
     return fn, names
 
 
-@pytest.mark.parametrize("dyn_name,method", CASES)
-def test_gradcheck(dyn_name, method):
-    block = make_block(dyn_name, method)
+@pytest.mark.parametrize("dyn_name,method,gradient", MODE_CASES)
+def test_gradcheck(dyn_name, method, gradient):
+    block = make_block(dyn_name, method, sn.Checkpoint(segment=2) if gradient == "checkpoint" else gradient)
     state = inputs_for(block)
     fn, _ = as_function(block)
     state_args = list(state) if isinstance(state, tuple) else [state]
@@ -101,11 +106,11 @@ def slope(xs, ys):
     return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
 
 
-@pytest.mark.parametrize("dyn_name,method", CASES)
-def test_taylor_remainder(dyn_name, method):
+@pytest.mark.parametrize("dyn_name,method,gradient", MODE_CASES)
+def test_taylor_remainder(dyn_name, method, gradient):
     """The first-order remainder |L(x + εv) − L(x) − ε∇L·v| decays like ε² (a wrong gradient
     leaves an O(ε) term and a fitted slope near 1)."""
-    block = make_block(dyn_name, method)
+    block = make_block(dyn_name, method, gradient)
     state = inputs_for(block)
     fn, _ = as_function(block)
     args = (list(state) if isinstance(state, tuple) else [state]) + [p.detach() for p in block.parameters()]

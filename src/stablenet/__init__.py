@@ -3,8 +3,9 @@
     dY/dt = f(Y, θ(t)),  Y(0) = Y0,  t ∈ [0, T]
 
 A network is four separable choices: the dynamics f (:mod:`stablenet.dynamics`), the integrator
-(:mod:`stablenet.integrators`), the time grids (:mod:`stablenet.timegrid`) and, later, the way
-gradients are computed.  :class:`ODEBlock` composes the first three into a ``torch.nn.Module``;
+(:mod:`stablenet.integrators`), the time grids (:mod:`stablenet.timegrid`) and the way gradients
+are computed (:mod:`stablenet.gradients`).  :class:`ODEBlock` composes them into a
+``torch.nn.Module``;
 :func:`integrate` steps any right-hand side func(t, y).
 """
 
@@ -12,6 +13,7 @@ from .block import ODEBlock
 from .dynamics import (Antisymmetric, DoubleLayer, Dynamics, Hamiltonian, Parabolic,
                        SingleLayer)
 from .functional import integrate
+from .gradients import Adjoint, Autograd, Checkpoint, GradientMode, Reversible
 from .integrators import Integrator, available, get_integrator
 from .models import DuplicateFeatures, ODEClassifier, get_loss, least_squares, softmax_cross_entropy
 from .timegrid import ControlGrid, StateGrid
@@ -22,5 +24,6 @@ __all__ = [
     "ODEBlock", "integrate", "Integrator", "available", "get_integrator",
     "Dynamics", "SingleLayer", "DoubleLayer", "Antisymmetric", "Parabolic", "Hamiltonian",
     "ControlGrid", "StateGrid", "ODEClassifier", "DuplicateFeatures", "get_loss",
-    "softmax_cross_entropy", "least_squares", "__version__",
+    "softmax_cross_entropy", "least_squares", "GradientMode", "Autograd", "Checkpoint",
+    "Reversible", "Adjoint", "__version__",
 ]

@@ -46,18 +46,21 @@ def choice(name: str, value: object, options) -> str:
     return value  # type: ignore[return-value]
 
 
-def finite_state(name: str, y: object, width: int | None = None) -> None:
-    """Check that ``y`` is a floating tensor (batch, ..., width) with only finite entries."""
+def finite_state(name: str, y: object, width: int | None = None, dim: int = -1) -> None:
+    """Check that ``y`` is a floating tensor with ``width`` features along ``dim`` (the last one
+    for dense states (batch, ..., width), 1 for images (batch, channels, H, W)), all finite."""
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(y).__name__}")
     if not y.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {y.dtype}")
     if y.dim() == 0:
         raise ValueError(f"{name} must have at least one dimension (batch, ..., features), got a scalar")
-    if width is not None and y.shape[-1] != width:
-        raise ValueError(
-            f"{name} has feature width {y.shape[-1]} (shape {tuple(y.shape)}), expected width {width}"
-        )
+    if width is not None:
+        got = y.shape[dim] if -y.dim() <= dim < y.dim() else None
+        if got != width:
+            where = "" if dim == -1 else f" along dimension {dim}"
+            raise ValueError(f"{name} has feature width {got}{where} (shape {tuple(y.shape)}), "
+                             f"expected width {width}")
     if not bool(torch.isfinite(y).all()):
         bad = int((~torch.isfinite(y)).sum())
         raise ValueError(f"{name} must be finite, got {bad} non-finite entries (NaN or Inf)")

@@ -7,7 +7,8 @@ from torch import nn
 
 from . import _checks
 from .dynamics import Dynamics
-from .integrators import Integrator, SeparableRHS, get_integrator, solve
+from .gradients import GradientMode, get_gradient_mode
+from .integrators import Integrator, SeparableRHS, get_integrator, is_reversible, solve
 from .timegrid import INTERPOLATIONS, ControlGrid, StateGrid
 
 
@@ -38,6 +39,11 @@ class ODEBlock(nn.Module):
             ``leapfrog``) or an :class:`~stablenet.integrators.Integrator` instance.
         controls: how the nt control weights become θ(t): ``"constant"`` (piecewise constant;
             nt = steps is one weight set per layer) or ``"linear"``.
+        gradient: how backpropagation gets the gradient (:mod:`stablenet.gradients`):
+            ``"autograd"`` (default; exact discrete gradient, stores every stage),
+            ``"reversible"`` (Verlet/leapfrog: exact, memory independent of depth),
+            ``"adjoint"`` (continuous adjoint solved backwards), ``"checkpoint"`` (recomputes
+            segments), or a configured mode such as ``Adjoint(method="rk4", steps=64)``.
 
     Input and output are batch-first, (batch, width).  For two-stream dynamics a tensor input is
     y(0) with z starting at 0 (Verlet: Z_{−1/2} = 0, the seeds' convention) and the output is
@@ -50,7 +56,7 @@ class ODEBlock(nn.Module):
     """
 
     def __init__(self, dynamics: Dynamics, *, T: float, steps: int, method: str | Integrator,
-                 controls: str = "constant"):
+                 controls: str = "constant", gradient: str | GradientMode = "autograd"):
         super().__init__()
         if not isinstance(dynamics, Dynamics):
             raise TypeError(f"dynamics must be a stablenet Dynamics module, got {type(dynamics).__name__}")
@@ -61,6 +67,18 @@ class ODEBlock(nn.Module):
         check_compatible(dynamics, self.integrator)
         self.controls = _checks.choice("controls", controls, INTERPOLATIONS)
         self._coordinate_cache: dict = {}
+        self.gradient = gradient
+
+    @property
+    def gradient(self) -> GradientMode:
+        """The gradient mode (settable by name or instance; checked against the integrator)."""
+        return self._gradient
+
+    @gradient.setter
+    def gradient(self, value: str | GradientMode) -> None:
+        mode = get_gradient_mode(value)
+        mode.check(self.dynamics, self.integrator)
+        self._gradient = mode
 
     # -- grids ------------------------------------------------------------------------------------
     @property
@@ -94,7 +112,11 @@ class ODEBlock(nn.Module):
         return self
 
     def _stage_table(self, steps: int, device):
-        """(flat coordinates of every stage θ, per-step {c: flat index}), cached per grid."""
+        """(coordinates of every stage θ, per-step {c: row}), cached per grid.
+
+        Rows are ordered by step, so the stages of step j occupy the contiguous rows
+        ``min(index[j].values()) … max(index[j].values())``.
+        """
         key = (steps, self.dynamics.nt, self.controls, str(device))
         entry = self._coordinate_cache.get(key)
         if entry is None:
@@ -107,20 +129,31 @@ class ODEBlock(nn.Module):
             entry = self._coordinate_cache[key] = (coords, index)
         return entry
 
-    def _rhs(self, steps: int, device):
-        """The right-hand side f(j, c, y) for the integrator, with θ interpolated at every stage."""
-        dyn = self.dynamics
+    def stage_weights(self, steps: int, device, weights=None, *, eager: bool = True):
+        """θ at every stage of a ``steps``-step solve: (:class:`~stablenet.timegrid.StageThetas`, index).
+
+        ``index[j][c]`` is the row of stage position (j, c); rows of piecewise-constant weights
+        are views of the control slices (no copies).  ``weights`` defaults to the dynamics'
+        control weights (the gradient modes pass detached copies); ``eager=False`` computes
+        interpolated rows on demand.
+        """
         coords, index = self._stage_table(steps, device)
-        grid = self.control_grid
-        thetas = list(zip(*(grid.gather(w, coords).unbind(0) for w in dyn.control_weights())))
+        weights = self.dynamics.control_weights() if weights is None else weights
+        return self.control_grid.stage_thetas(weights, coords, eager=eager), index
+
+    def rhs(self, thetas, index, first: int = 0):
+        """The right-hand side f(j, c, state) the integrator calls, θ of stage (j, c) being
+        ``thetas[index[j][c] − first]`` (a sequence of per-weight tuples; ``first`` lets it hold
+        a single step's rows)."""
+        dyn = self.dynamics
         if self.integrator.separable:
             dy, dz = dyn.dy, dyn.dz
-            return SeparableRHS(lambda j, c, z: dy(z, *thetas[index[j][c]]),
-                                lambda j, c, y: dz(y, *thetas[index[j][c]]))
-        rhs = dyn.forward
+            return SeparableRHS(lambda j, c, z: dy(z, *thetas[index[j][c] - first]),
+                                lambda j, c, y: dz(y, *thetas[index[j][c] - first]))
+        forward = dyn.forward
 
         def f(j, c, y):
-            return rhs(y, *thetas[index[j][c]])
+            return forward(y, *thetas[index[j][c] - first])
 
         return f
 
@@ -134,23 +167,29 @@ class ODEBlock(nn.Module):
                 if len(x) != 2:
                     raise ValueError(f"a two-stream state must be a pair (y, z), got {len(x)} tensors")
                 y0, z0 = x
-                _checks.finite_state("z0", z0, dyn.width_z)
+                _checks.finite_state("z0", z0, dyn.width_z, dyn.feature_dim)
             else:
                 y0 = x
                 z0 = None
-            _checks.finite_state("y0", y0, dyn.width)
+            _checks.finite_state("y0", y0, dyn.width, dyn.feature_dim)
             if z0 is None:
-                z0 = y0.new_zeros(*y0.shape[:-1], dyn.width_z)
+                shape = list(y0.shape)
+                shape[dyn.feature_dim] = dyn.width_z
+                z0 = y0.new_zeros(shape)
             state = (y0, z0)
         else:
             if pair_in:
                 raise ValueError(f"{dyn.kind} is one-stream: pass a tensor, not a pair")
-            _checks.finite_state("y0", x, dyn.width)
+            _checks.finite_state("y0", x, dyn.width, dyn.feature_dim)
             state = x
 
         device = state[0].device if dyn.two_stream else state.device
-        f = self._rhs(N, device)
-        out = solve(self.integrator, f, state, self.T / N, N, return_states)
+        if return_states or not torch.is_grad_enabled():
+            # all states are kept anyway (or nothing is differentiated): plain stepping
+            out = solve(self.integrator, self.rhs(*self.stage_weights(N, device)), state,
+                        self.T / N, N, return_states)
+        else:
+            out = self.gradient.solve(self, state, N)
         if dyn.two_stream and not pair_in:
             return out[0]
         return out
@@ -160,19 +199,20 @@ class ODEBlock(nn.Module):
 
         Exact up to rounding (no stored states), so activations need not be kept for backprop.
         """
-        step_back = getattr(self.integrator, "step_back", None)
-        if step_back is None:
-            raise ValueError(f"method={self.integrator.name!r} is not reversible; use verlet")
+        if not is_reversible(self.integrator) or self.integrator.second_order:
+            raise ValueError(f"method={self.integrator.name!r} is not reversible from its final state; use verlet")
         N = self.steps if steps is None else _checks.positive_int("steps", steps)
         y, z = state
-        _checks.finite_state("yN", y, self.dynamics.width)
-        _checks.finite_state("zN", z, self.dynamics.width_z)
-        f, h = self._rhs(N, y.device), self.T / N
-        state = (y, z)
+        _checks.finite_state("yN", y, self.dynamics.width, self.dynamics.feature_dim)
+        _checks.finite_state("zN", z, self.dynamics.width_z, self.dynamics.feature_dim)
+        f, h = self.rhs(*self.stage_weights(N, y.device)), self.T / N
+        state, memory = (y, z), None
         for j in reversed(range(N)):
-            state = step_back(f, j, state, h)
+            state, memory = self.integrator.step_back(f, j, state, h, memory)
         return state
 
     def extra_repr(self) -> str:
-        return f"T={self.T}, steps={self.steps}, method={self.integrator.name!r}, controls={self.controls!r}"
+        grad = "" if self.gradient.name == "autograd" else f", gradient={self.gradient!r}"
+        return (f"T={self.T}, steps={self.steps}, method={self.integrator.name!r}, "
+                f"controls={self.controls!r}{grad}")
 

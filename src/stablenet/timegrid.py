@@ -146,6 +146,14 @@ class ControlGrid:
         w = coords.w.to(weights.dtype).reshape(-1, *([1] * (weights.dim() - 1)))
         return torch.lerp(lower, weights.index_select(0, coords.i1), w)
 
+    def stage_thetas(self, weights: Sequence[torch.Tensor], coords: "Coordinates", *,
+                     eager: bool = True) -> "StageThetas":
+        """θ at precomputed coordinates as rows of per-weight tensors, copying only what must be."""
+        for w in weights:
+            if w.shape[0] != self.nt:
+                raise ValueError(f"weights have {w.shape[0]} control points, the grid has nt={self.nt}")
+        return StageThetas(weights, coords, eager=eager)
+
     def evaluate(self, weights: torch.Tensor, times: Sequence[float] | torch.Tensor) -> torch.Tensor:
         """θ(t) at the given times (right-continuous for piecewise-constant weights)."""
         if isinstance(times, torch.Tensor):
@@ -167,3 +175,58 @@ class ControlGrid:
     def refined(self) -> "ControlGrid":
         """The grid with 2·nt points."""
         return ControlGrid(self.T, 2 * self.nt, self.interpolation)
+
+
+class StageThetas:
+    """θ at a list of times, row by row: ``thetas[r]`` is a tuple with one tensor per weight.
+
+    A row that coincides with a control point (every row of piecewise-constant weights) is a
+    *view* of that control slice, so no copy is made and memory does not grow with the number
+    of stages.  Interpolated rows are computed by one batched lerp up front (``eager``; fastest,
+    and autograd keeps them anyway) or on demand (``eager=False``; what the memory-lean
+    gradient modes use).  :meth:`accumulate` is the adjoint of the interpolation: it adds a
+    row's gradient into the gradients of the control weights.
+    """
+
+    def __init__(self, weights: Sequence[torch.Tensor], coords: Coordinates, *, eager: bool = True):
+        self.weights = tuple(weights)
+        self._i0, self._i1, self._w = coords.i0.tolist(), coords.i1.tolist(), coords.w.tolist()
+        self._slices = [w.unbind(0) for w in self.weights]
+        self._rows: list | None = None
+        if not eager:  # rows made on demand (views, or a lerp that is not kept)
+            return
+        self._rows = [None] * len(self._i0)
+        interpolated = [r for r, w in enumerate(self._w) if w != 0.0]
+        for r, w in enumerate(self._w):
+            if w == 0.0:
+                self._rows[r] = tuple(s[self._i0[r]] for s in self._slices)
+        if interpolated:
+            rows = torch.tensor(interpolated, device=coords.i0.device)
+            i0, i1 = coords.i0[rows], coords.i1[rows]
+            lerped = []
+            for weight in self.weights:
+                frac = coords.w[rows].to(weight.dtype).reshape(-1, *([1] * (weight.dim() - 1)))
+                lerped.append(torch.lerp(weight.index_select(0, i0), weight.index_select(0, i1), frac).unbind(0))
+            for k, r in enumerate(interpolated):
+                self._rows[r] = tuple(t[k] for t in lerped)
+
+    def __len__(self) -> int:
+        return len(self._i0)
+
+    def __getitem__(self, r: int) -> tuple[torch.Tensor, ...]:
+        if self._rows is not None:
+            return self._rows[r]
+        w, i0 = self._w[r], self._i0[r]
+        if w == 0.0:
+            return tuple(s[i0] for s in self._slices)
+        return tuple(torch.lerp(s[i0], s[self._i1[r]], w) for s in self._slices)
+
+    def accumulate(self, grads: Sequence[torch.Tensor], r: int, row_grads: Sequence[torch.Tensor]) -> None:
+        """grads[k] (shaped like weight k) += ∂θ_r/∂weight_kᵀ · row_grads[k]."""
+        w, i0, i1 = self._w[r], self._i0[r], self._i1[r]
+        for g, rg in zip(grads, row_grads):
+            if w == 0.0:
+                g[i0] += rg
+            else:
+                g[i0].add_(rg, alpha=1.0 - w)
+                g[i1].add_(rg, alpha=w)

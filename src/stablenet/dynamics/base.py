@@ -57,6 +57,9 @@ class Dynamics(nn.Module):
     """
 
     two_stream: ClassVar[bool] = False
+    # the dimension of a state that holds the ``width`` features: -1 for dense states
+    # (batch, width), 1 for images (batch, channels, H, W)
+    feature_dim: ClassVar[int] = -1
 
     def __init__(self, width: int, *, nt: int = 1, activation: str = "tanh",
                  normalization: str | None = None):

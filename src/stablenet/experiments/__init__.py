@@ -6,7 +6,7 @@ figures (PNG) and ``results.json`` into ``out_dir`` and returns the results.
 
 from __future__ import annotations
 
-from . import (antisymmetric_euler, discretization_impact, eigenvalues, loss_landscape, objective_landscape,
+from . import (adjoint_vs_discrete, antisymmetric_euler, discretization_impact, eigenvalues, loss_landscape, objective_landscape,
                phase_plane, rk4_vs_euler, state_layers, verlet_longterm)
 
 EXPERIMENTS = {
@@ -19,6 +19,7 @@ EXPERIMENTS = {
     "discretization-impact": discretization_impact,
     "eigenvalues": eigenvalues,
     "loss-landscape": loss_landscape,
+    "adjoint-vs-discrete": adjoint_vs_discrete,
 }
 
 __all__ = ["EXPERIMENTS"]

@@ -57,12 +57,19 @@ class Integrator:
     * ``separable``: the state is a pair (y, z) and the right-hand side must come split by stream
       (:class:`SeparableRHS`); Verlet needs this.
     * ``second_order``: the scheme integrates Y'' = f(t, Y) instead of Y' = f(t, Y) (leapfrog).
+    * ``multistep``: ``memory`` carries evaluations of earlier steps (Adams–Bashforth), so a step
+      is not a function of the state alone.
+
+    Reversible schemes (Verlet, leapfrog) also implement ``step_back(f, j, state, h, memory)``,
+    the exact inverse of ``step`` returning the (state, memory) before step j; see
+    :func:`is_reversible`.
     """
 
     name: ClassVar[str] = ""
     order: ClassVar[int] = 0
     separable: ClassVar[bool] = False
     second_order: ClassVar[bool] = False
+    multistep: ClassVar[bool] = False
     _offsets: ClassVar[tuple[float, ...]] = (0.0,)
 
     def stage_offsets(self, j: int) -> tuple[float, ...]:
@@ -75,6 +82,16 @@ class Integrator:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def is_reversible(integrator: Integrator) -> bool:
+    """Whether the scheme can be run backwards exactly (it has ``step_back``)."""
+    return callable(getattr(integrator, "step_back", None))
+
+
+def is_one_step(integrator: Integrator) -> bool:
+    """Whether the scheme is a one-step method for a first-order ODE Y' = f(t, Y) (Runge–Kutta)."""
+    return not (integrator.multistep or integrator.separable or integrator.second_order)
 
 
 _REGISTRY: dict[str, type[Integrator]] = {}

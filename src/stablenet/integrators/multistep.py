@@ -20,6 +20,7 @@ class AdamsBashforth3(Integrator):
 
     name = "ab3"
     order = 3
+    multistep = True
     _startup = (0.0, 0.5, 1.0)
 
     def stage_offsets(self, j):

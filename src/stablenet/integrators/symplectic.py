@@ -23,8 +23,9 @@ class Verlet(Integrator):
     interpolated weights it stays second order.)
 
     Second order needs θ(t) smooth across the half steps (the z-update centred at t_j spans
-    [t_{j−1/2}, t_{j+1/2}]).  The scheme is symplectic and exactly reversible (:meth:`step_back`), which is what later gives
-    gradients with memory independent of depth.  It accepts only right-hand sides split by stream
+    [t_{j−1/2}, t_{j+1/2}]).  The scheme is symplectic and exactly reversible
+    (:meth:`step_back`), which gives gradients with memory independent of depth
+    (``gradient="reversible"``, :mod:`stablenet.gradients`).  It accepts only right-hand sides split by stream
     (:class:`SeparableRHS`).  Reference: Hairer, Lubich & Wanner, *Geometric Numerical
     Integration*, §I.3; Chang et al., AAAI 2018.
     """
@@ -40,12 +41,12 @@ class Verlet(Integrator):
         y = torch.add(y, f.dy(j, 0.5, z), alpha=h)
         return (y, z), None
 
-    def step_back(self, f: SeparableRHS, j, state, h):
-        """Invert step j: (Y_{j+1}, Z_{j+1/2}) → (Y_j, Z_{j−1/2})."""
+    def step_back(self, f: SeparableRHS, j, state, h, memory=None):
+        """Invert step j: (Y_{j+1}, Z_{j+1/2}) → (Y_j, Z_{j−1/2}) (no memory)."""
         y, z = state
         y = torch.sub(y, f.dy(j, 0.5, z), alpha=h)
         z = torch.sub(z, f.dz(j, 0.0, y), alpha=h)
-        return (y, z)
+        return (y, z), None
 
 
 @register
@@ -58,7 +59,8 @@ class Leapfrog(Integrator):
     hyperbolic networks of Ruthotto & Haber (JMIV 2020).  The initial velocity is zero; the first
     step is the Taylor start Y_1 = Y_0 + ½h² f(t_0, Y_0) (the leapfrog step with the symmetric
     ghost value Y_{−1} = Y_1), which keeps the global error O(h²).  Stable for real h²λ in
-    [−4, 0]; like Verlet it is time-reversible.
+    [−4, 0]; like Verlet it is time-reversible (:meth:`step_back`).  The memory after step j is
+    Y_j, so the pair (Y_{j+1}, Y_j) determines every earlier state.
     """
 
     name = "leapfrog"
@@ -71,3 +73,13 @@ class Leapfrog(Integrator):
         if memory is None:
             return torch.add(y, acc, alpha=0.5 * h * h), y
         return torch.add(torch.sub(2.0 * y, memory), acc, alpha=h * h), y
+
+    def step_back(self, f, j, y, h, memory):
+        """Invert step j: (Y_{j+1}, memory Y_j) → (Y_j, memory Y_{j−1}); None before step 0.
+
+        Y_{j−1} = 2 Y_j − Y_{j+1} + h² f(t_j, Y_j), explicit for every j ≥ 1 (at j = 1 it recovers
+        Y_0 from the Taylor start through the leapfrog relation it satisfies).
+        """
+        if j == 0:
+            return memory, None
+        return memory, torch.add(torch.sub(2.0 * memory, y), f(j, 0.0, memory), alpha=h * h)

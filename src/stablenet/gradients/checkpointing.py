@@ -1,0 +1,86 @@
+"""Gradient checkpointing: store the state every k steps, recompute the steps in between."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import _checks
+from .base import (GradientMode, _device, backprop_steps, flat, flat_memory, register, unflat,
+                   unflat_memory)
+
+
+@register
+class Checkpoint(GradientMode):
+    """Segments of ``segment`` steps, each recomputed during the backward pass.
+
+    Forward: runs without recording and keeps only the states at segment boundaries (with a
+    multistep method's memory).  Backward: for the segments in reverse order, runs the segment
+    again from its stored start with autograd recording and differentiates it.  The gradient
+    is the exact discrete gradient (the recomputation repeats the same floating-point
+    operations); the cost is one extra forward pass, the activation memory N/k boundary states
+    plus one segment's graph, smallest near k = √N (Griewank & Walther, *Evaluating
+    Derivatives*, 2008, ch. 12; Chen et al., "Training deep nets with sublinear memory cost",
+    2016).  Works with every integrator.
+
+    (``torch.utils.checkpoint``'s default non-reentrant variant saved no memory on these
+    networks with torch 2.13 on the CPU — measured with the process's peak RSS — hence this
+    explicit implementation.)
+
+    Args:
+        segment: steps per segment; default ⌈√N⌉ for an N-step solve.
+    """
+
+    name = "checkpoint"
+
+    def __init__(self, segment: int | None = None):
+        self.segment = None if segment is None else _checks.positive_int("segment", segment)
+
+    def options(self) -> dict:
+        return {"segment": self.segment}
+
+    def solve(self, block, state, steps):
+        pair = isinstance(state, tuple)
+        k = self.segment or math.ceil(math.sqrt(steps))
+        out = _CheckpointSolve.apply(block, steps, k, pair, *flat(state), *block.dynamics.control_weights())
+        return unflat(out, pair)
+
+
+class _CheckpointSolve(torch.autograd.Function):
+    """inputs: block, steps, segment, pair?, *state tensors, *control weights → final state."""
+
+    @staticmethod
+    def forward(ctx, block, steps, k, pair, *inputs):
+        n = 2 if pair else 1
+        state, weights = unflat(inputs[:n], pair), inputs[n:]
+        thetas, index = block.stage_weights(steps, _device(state), weights, eager=False)
+        f, h, step = block.rhs(thetas, index), block.T / steps, block.integrator.step
+        memory, boundaries, saved = None, [], []
+        for start in range(0, steps, k):
+            m_flat, m_struct = flat_memory(memory)
+            boundaries.append((start, min(start + k, steps), len(saved), m_struct, len(m_flat)))
+            saved.extend(flat(state) + m_flat)
+            for j in range(start, min(start + k, steps)):
+                state, memory = step(f, j, state, h, memory)
+        ctx.block, ctx.steps, ctx.pair, ctx.n, ctx.boundaries = block, steps, pair, n, boundaries
+        ctx.final_memory = flat_memory(memory)[0]
+        ctx.save_for_backward(*saved, *weights)
+        return flat(state)
+
+    @staticmethod
+    def backward(ctx, *grad_out):
+        block, pair, n, boundaries = ctx.block, ctx.pair, ctx.n, ctx.boundaries
+        saved = ctx.saved_tensors
+        n_boundary = boundaries[-1][2] + n + boundaries[-1][4]
+        weights = saved[n_boundary:]
+        thetas, index = block.stage_weights(ctx.steps, saved[0].device, weights, eager=False)
+        w_grads = [torch.zeros_like(w) for w in weights]
+        g_state = [torch.zeros_like(o) if g is None else g for g, o in zip(grad_out, saved[:n])]
+        g_memory = [torch.zeros_like(m) for m in ctx.final_memory]
+        for start, stop, at, m_struct, n_mem in reversed(boundaries):
+            state = unflat(saved[at:at + n], pair)
+            memory = unflat_memory(saved[at + n:at + n + n_mem], m_struct)
+            g_state, g_memory = backprop_steps(block, thetas, index, range(start, stop), state, memory,
+                                               pair, g_state, g_memory, w_grads)
+        return (None, None, None, None, *g_state, *w_grads)

@@ -1,0 +1,250 @@
+"""Gradient modes measured against the exact discrete gradient (autograd).
+
+gradcheck and the Taylor test for every dynamics × integrator × exact mode live in
+tests/test_gradients.py; here: reversible accuracy and reconstruction drift against depth, the
+adjoint's convergence order to the discrete gradient, checkpointing, memory that really does not
+grow with depth (bytes saved for backward, counted by a saved-tensors hook), training, errors.
+"""
+
+import json
+import math
+
+import pytest
+import torch
+
+import stablenet as sn
+from stablenet.config import ConfigError, parse_config
+from stablenet.gradients import make_gradient_mode
+from stablenet.training import train
+
+
+def slope(xs, ys):
+    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
+
+
+def hamiltonian_block(steps, *, nt=None, width=6, dtype=torch.float64, method="verlet", seed=0):
+    torch.manual_seed(seed)
+    dyn = sn.Hamiltonian(width, width, nt=nt or steps).to(dtype)
+    return sn.ODEBlock(dyn, T=4.0, steps=steps, method=method)
+
+
+def gradient(block, x, mode):
+    """∂L/∂(weights, x) for L = Σ sin(Y_N) · w with a fixed weighting w."""
+    block.gradient = mode
+    block.zero_grad()
+    x = x.detach().clone().requires_grad_()
+    out = block(x)
+    out = out[0] if isinstance(out, tuple) else out
+    w = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
+    (torch.sin(out) * w).sum().backward()
+    return torch.cat([p.grad.flatten() for p in block.parameters()] + [x.grad.flatten()])
+
+
+def rel(a, b):
+    return float((a - b).norm() / b.norm())
+
+
+# -- reversible -------------------------------------------------------------------------------------
+def test_reversible_equals_autograd_float64_after_256_steps():
+    block = hamiltonian_block(256)
+    x = torch.randn(16, 6, dtype=torch.float64)
+    err = rel(gradient(block, x, "reversible"), gradient(block, x, "autograd"))
+    assert err <= 1e-10, err
+
+
+def test_reversible_equals_autograd_float32_stable_hamiltonian():
+    block = hamiltonian_block(256, dtype=torch.float32)
+    x = torch.randn(16, 6)
+    err = rel(gradient(block, x, "reversible"), gradient(block, x, "autograd"))
+    assert err <= 1e-4, err
+
+
+def test_reversible_leapfrog_equals_autograd():
+    torch.manual_seed(1)
+    block = sn.ODEBlock(sn.Antisymmetric(5, nt=64).double(), T=3.0, steps=64, method="leapfrog")
+    x = torch.randn(8, 5, dtype=torch.float64)
+    err = rel(gradient(block, x, "reversible"), gradient(block, x, "autograd"))
+    assert err <= 1e-10, err
+
+
+def test_reconstruction_drift_against_depth():
+    """Running Verlet forward N steps and back again: the drift in Y_0 stays at round-off level
+    and grows at most linearly with depth for the stable Hamiltonian network (float64 and float32)."""
+    drifts = {}
+    for dtype, unit in [(torch.float64, 1.1e-16), (torch.float32, 6e-8)]:
+        for N in [16, 64, 256, 1024, 4096]:
+            block = hamiltonian_block(N, nt=8, dtype=dtype)
+            y0 = torch.randn(32, 6, dtype=dtype)
+            with torch.no_grad():
+                yN, zN = block((y0, torch.zeros_like(y0)))
+                y_back, z_back = block.reverse((yN, zN))
+            drift = float((y_back - y0).norm() / y0.norm())
+            drifts[(dtype, N)] = drift
+            assert float(z_back.abs().max()) < 1e4 * unit * math.sqrt(N)
+            assert drift <= 20 * unit * N, (dtype, N, drift)
+    # and it is not zero by accident: the reconstruction really runs in floating point
+    assert drifts[(torch.float32, 4096)] > 0
+
+
+# -- adjoint ---------------------------------------------------------------------------------------
+ADJOINT_CASES = [
+    ("single", "euler", 1), ("single", "midpoint", 2), ("single", "rk3", 3), ("single", "rk4", 4),
+    ("antisymmetric", "rk4", 4), ("parabolic", "midpoint", 2), ("hamiltonian", "rk4", 4),
+]
+
+
+def adjoint_block(dyn_name, method, steps):
+    torch.manual_seed(2)
+    maker = {"single": lambda: sn.SingleLayer(4, nt=2), "antisymmetric": lambda: sn.Antisymmetric(4, nt=2),
+             "parabolic": lambda: sn.Parabolic(4, nt=2), "hamiltonian": lambda: sn.Hamiltonian(4, nt=2)}
+    dyn = maker[dyn_name]().double()
+    with torch.no_grad():
+        for p in dyn.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return sn.ODEBlock(dyn, T=1.5, steps=steps, method=method, controls="linear")
+
+
+@pytest.mark.parametrize("dyn_name,method,order", ADJOINT_CASES)
+def test_adjoint_converges_to_discrete_gradient_at_integrator_order(dyn_name, method, order):
+    """‖g_adjoint − g_autograd‖ = O(h^p): both approximate the continuous gradient at order p."""
+    x = torch.randn(5, 4, dtype=torch.float64)
+    Ns, errs = [8, 16, 32, 64], []
+    for N in Ns:
+        block = adjoint_block(dyn_name, method, N)
+        errs.append(rel(gradient(block, x, "adjoint"), gradient(block, x, "autograd")))
+    fitted = -slope(Ns[1:], errs[1:])  # the asymptotic range
+    assert abs(fitted - order) < 0.35, (fitted, errs)
+    assert errs[0] > 1e-6  # differentiate→discretize really differs from the discrete gradient
+
+
+def test_adjoint_with_more_backward_steps_reaches_the_continuous_gradient():
+    """With a fine adjoint grid the adjoint tends to the continuous gradient of the forward
+    solution it starts from; the discrete gradient of a coarse network is measurably different."""
+    x = torch.randn(5, 4, dtype=torch.float64)
+    block = adjoint_block("single", "rk4", 64)
+    exact = gradient(block, x, "autograd")  # 64 RK4 steps: continuous to ~1e-8
+    coarse = adjoint_block("single", "rk4", 64)
+    errs = [rel(gradient(coarse, x, sn.Adjoint(steps=M)), exact) for M in (4, 8, 16)]
+    assert errs[0] > 8 * errs[2] and errs[2] < 1e-4, errs
+    euler_disc = gradient(adjoint_block("single", "euler", 8), x, "autograd")
+    assert rel(euler_disc, exact) > 1e-2  # the coarse ResNet's gradient is far from it
+
+
+def test_adjoint_reports_reconstruction_error():
+    block = adjoint_block("antisymmetric", "rk4", 16)
+    mode = sn.Adjoint()
+    gradient(block, torch.randn(5, 4, dtype=torch.float64), mode)
+    assert 0 <= mode.last_reconstruction_error < 1e-5
+
+
+# -- checkpoint ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["euler", "rk4", "ab3", "leapfrog"])
+@pytest.mark.parametrize("segment", [None, 1, 3, 7, 100])
+def test_checkpoint_equals_autograd(method, segment):
+    torch.manual_seed(3)
+    block = sn.ODEBlock(sn.Antisymmetric(4, nt=10).double(), T=2.0, steps=20, method=method)
+    x = torch.randn(6, 4, dtype=torch.float64)
+    err = rel(gradient(block, x, sn.Checkpoint(segment)), gradient(block, x, "autograd"))
+    assert err <= 1e-14, err
+
+
+# -- memory: bytes saved for the backward pass -----------------------------------------------------
+def saved_bytes(block, x):
+    """Bytes of the distinct tensors autograd keeps for backward during one forward pass."""
+    seen = {}
+
+    def pack(t):
+        seen[(t.data_ptr(), t.dtype, tuple(t.shape))] = t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = block(x.requires_grad_())
+    del out
+    return sum(seen.values())
+
+
+def test_saved_memory_against_depth():
+    """Activations kept for backward: reversible and adjoint O(1) in N, autograd O(N) (weights on
+    a fixed control grid of 4 points, so only activations vary).  Checkpointing keeps its segment
+    inputs outside autograd's saved tensors, where this hook cannot see them:
+    benchmarks/bench_gradients.py measures its peak memory."""
+    x = torch.randn(64, 8)
+    sizes = {}
+    for mode, method in [("autograd", "verlet"), ("reversible", "verlet"), ("adjoint", "rk4"),
+                         ("autograd", "rk4")]:
+        for N in (16, 1024):
+            torch.manual_seed(0)
+            block = sn.ODEBlock(sn.Hamiltonian(8, nt=4), T=2.0, steps=N, method=method, gradient=mode)
+            sizes[mode, method, N] = saved_bytes(block, x.clone())
+    growth = {k[:2]: sizes[k[0], k[1], 1024] / sizes[k[0], k[1], 16] for k in sizes}
+    assert growth["reversible", "verlet"] == 1.0
+    assert growth["adjoint", "rk4"] == 1.0
+    assert growth["autograd", "verlet"] > 40 and growth["autograd", "rk4"] > 40
+    assert sizes["reversible", "verlet", 1024] < sizes["autograd", "verlet", 1024] / 50
+
+
+# -- training and configuration --------------------------------------------------------------------
+SMALL = {
+    "seed": 3,
+    "data": {"name": "peaks", "options": {"n_train_per_class": 40, "n_val_per_class": 20, "n_test_per_class": 10}},
+    "model": {"opening": "duplicate",
+              "blocks": [{"dynamics": "hamiltonian", "width": 4, "T": 2.0, "steps": 8, "method": "verlet"}]},
+    "training": {"epochs": 3, "batch_size": 50, "lr": 0.02, "threads": 1, "dtype": "float64"},
+}
+
+
+def test_training_with_reversible_and_checkpoint_matches_autograd(tmp_path):
+    results = {}
+    for mode in ["autograd", "reversible", "checkpoint"]:
+        raw = json.loads(json.dumps(SMALL))
+        raw["model"]["blocks"][0]["gradient"] = mode
+        results[mode] = train(parse_config(raw), tmp_path / mode, progress=False)
+    for mode in ["reversible", "checkpoint"]:
+        assert results[mode]["val_accuracy"] == results["autograd"]["val_accuracy"]
+        assert results[mode]["val_loss"] == pytest.approx(results["autograd"]["val_loss"], rel=1e-9)
+
+
+def test_training_with_adjoint_runs_and_learns(tmp_path):
+    raw = json.loads(json.dumps(SMALL))
+    raw["model"]["blocks"][0].update(method="rk4", gradient="adjoint", adjoint_steps=16)
+    raw["training"]["epochs"] = 4
+    metrics = train(parse_config(raw), tmp_path / "adj", progress=False)
+    history = json.loads((tmp_path / "adj" / "history.json").read_text())
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert metrics["val_accuracy"] > 0.3  # 5 classes: chance is 0.2
+
+
+@pytest.mark.parametrize("block,message", [
+    ({"method": "rk4", "gradient": "reversible"}, "needs a reversible integrator (verlet or leapfrog), got method='rk4'"),
+    ({"gradient": "adjoint"}, "gradient='adjoint' needs a block whose final state is Y(T); method='verlet'"),
+    ({"gradient": "checkpoint", "adjoint_steps": 4}, "adjoint_steps applies to gradient='adjoint' only"),
+    ({"method": "rk4", "gradient": "adjoint", "adjoint_method": "ab3"}, "adjoint_method"),
+    ({"gradient": "backprop"}, "gradient"),
+    ({"gradient": "checkpoint", "checkpoint_segment": 0}, "checkpoint_segment"),
+])
+def test_bad_gradient_config_is_one_clear_line(block, message):
+    raw = json.loads(json.dumps(SMALL))
+    raw["model"]["blocks"][0].update(block)
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_bad_gradient_arguments_in_python():
+    dyn = sn.Antisymmetric(3)
+    with pytest.raises(ValueError, match="gradient must be one of"):
+        sn.ODEBlock(dyn, T=1.0, steps=4, method="rk4", gradient="exact")
+    with pytest.raises(ValueError, match="needs a reversible integrator"):
+        sn.ODEBlock(dyn, T=1.0, steps=4, method="rk4", gradient="reversible")
+    with pytest.raises(ValueError, match="one-step Runge-Kutta"):
+        sn.Adjoint(method="verlet")
+    with pytest.raises(ValueError, match="segment must be"):
+        sn.Checkpoint(segment=0)
+    with pytest.raises(ValueError, match="checkpoint_segment applies"):
+        make_gradient_mode("reversible", checkpoint_segment=2)
+    block = sn.ODEBlock(dyn, T=1.0, steps=4, method="rk4")
+    with pytest.raises(ValueError, match="needs a reversible integrator"):
+        block.gradient = "reversible"
+    assert block.gradient.name == "autograd"  # a refused change leaves the block as it was
