@@ -23,7 +23,7 @@ PATHS = [("seed",), ("data", "name"), ("data", "options"), ("data", "data_dir"),
          ("model", "blocks", 0, "method"), ("model", "blocks", 0, "controls"), ("model", "blocks", 0, "activation"),
          ("training", "epochs"), ("training", "lr"), ("training", "optimizer"), ("training", "momentum"),
          ("training", "schedule"), ("training", "dtype"), ("training", "loss"), ("model", "blocks", 0, "colour"),
-         ("training", "learning_rate"), ("unknown",), ("model",), ("training",)]
+         ("training", "learning_rate"), ("unknown",), ("model",), ("training",), ("multilevel",)]
 
 VALUES = st.one_of(
     st.none(), st.booleans(), st.integers(-10, 10), st.integers(-2**70, 2**70),

@@ -115,6 +115,29 @@ def save_weights(path: str | Path, module: torch.nn.Module, metadata: dict[str, 
     return atomic_write_bytes(path, st_save(tensors, metadata={"format": "stablenet-weights/1", **(metadata or {})}))
 
 
+def weights_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata (string → string) of a safetensors weights file, read from its header only."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            size = int.from_bytes(head, "little") if len(head) == 8 else -1
+            header = fh.read(size) if 0 < size <= 100_000_000 else b""
+    except FileNotFoundError:
+        raise CheckpointError(f"weights file {path} does not exist") from None
+    meta = None
+    if header and len(header) == size:
+        try:
+            parsed = json.loads(header)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            parsed = None
+        if isinstance(parsed, dict):
+            meta = parsed.get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} is not a valid safetensors file (unreadable header)")
+    return {str(k): str(v) for k, v in meta.items()}
+
+
 def load_weights(path: str | Path, module: torch.nn.Module) -> None:
     """Load a safetensors state dict into ``module``; clear errors for foreign or mismatched files."""
     path = Path(path)

@@ -1,7 +1,8 @@
 """Typed, documented training configuration (TOML), validated with pydantic.
 
-A configuration has four tables; every key is listed in ``docs/configuration.md`` (generated
-from this schema by ``stablenet config-docs``) and in ``stablenet train --help``:
+A configuration has four tables and an optional fifth, ``[multilevel]``; every key is listed in
+``docs/configuration.md`` (generated from this schema by ``stablenet config-docs``) and in
+``stablenet train --help``:
 
 ```toml
 seed = 0
@@ -24,6 +25,10 @@ method = "verlet"
 epochs = 40
 optimizer = "adam"
 lr = 0.01
+
+# [multilevel]            # optional: train 8 → 16 → 32 steps (see MultilevelConfig)
+# levels = 3
+# epochs_per_level = [20, 10, 10]
 ```
 
 Unknown keys, wrong types and out-of-range values are errors that name the key; the CLI prints
@@ -32,14 +37,17 @@ them as one line.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .dynamics import ACTIVATIONS
+from .dynamics import ACTIVATIONS, DYNAMICS
+from .gradients import make_gradient_mode
 from .integrators import available as available_methods
+from .integrators import get_integrator
 
 
 class ConfigError(ValueError):
@@ -78,9 +86,22 @@ class BlockConfig(_Strict):
     nt: Optional[int] = Field(None, ge=1, description="control points of the weights (default: steps)")
     method: MethodName = Field(..., description="integrator (required)")
     controls: Literal["constant", "linear"] = Field("constant", description="interpolation of the weights in time")
+    gradient: Literal["autograd", "checkpoint", "reversible", "adjoint"] = Field(
+        "autograd", description="how the gradient is computed (docs/gradients.md): exact autograd, "
+        "checkpointed segments, reversible (verlet/leapfrog, memory independent of depth), continuous adjoint")
+    adjoint_method: Optional[Literal["euler", "midpoint", "rk3", "rk4"]] = Field(
+        None, description="integrator of the backward adjoint solve (gradient 'adjoint'; default: method if one-step, else rk4)")
+    adjoint_steps: Optional[int] = Field(
+        None, ge=1, description="steps of the backward adjoint solve (gradient 'adjoint'; default: steps)")
+    checkpoint_segment: Optional[int] = Field(
+        None, ge=1, description="steps per recomputed segment (gradient 'checkpoint'; default ⌈√steps⌉)")
 
     @model_validator(mode="after")
     def _consistent(self):
+        mode = make_gradient_mode(self.gradient, adjoint_method=self.adjoint_method,
+                                  adjoint_steps=self.adjoint_steps,
+                                  checkpoint_segment=self.checkpoint_segment)
+        mode.check(DYNAMICS[self.dynamics], get_integrator(self.method))
         if self.width_z is not None and self.dynamics != "hamiltonian":
             raise ValueError(f"width_z applies to dynamics 'hamiltonian' only, not {self.dynamics!r}")
         if self.hidden is not None and self.dynamics not in ("double", "parabolic"):
@@ -99,7 +120,8 @@ class ModelConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    epochs: int = Field(20, ge=1, description="number of passes over the training data")
+    epochs: int = Field(20, ge=1, description="number of passes over the training data "
+                        "(with [multilevel]: ignored, see multilevel.epochs_per_level)")
     batch_size: int = Field(64, ge=1, description="mini-batch size")
     optimizer: Literal["sgd", "adam", "lbfgs"] = Field("adam", description="torch.optim optimizer")
     lr: float = Field(0.01, gt=0, description="learning rate")
@@ -118,11 +140,97 @@ class TrainingConfig(_Strict):
     threads: int = Field(0, ge=0, description="torch CPU threads (0: torch's default; 1 is fastest for small networks)")
 
 
+class MultilevelConfig(_Strict):
+    """``[multilevel]``: cascadic (coarse-to-fine) training in depth.
+
+    Haber & Ruthotto, "Stable architectures for deep neural networks" (2017), and Meganet train a
+    network with few layers first, then *prolongate* its weights to a grid with twice the layers
+    (h → h/2; θ(t) kept exactly by :meth:`stablenet.timegrid.ControlGrid.prolongate`) and continue
+    training; the coarse solution is a good, cheap initial guess for the fine problem.  Each of the
+    ``levels`` doubles every block's state steps and control points nt (so a block's nt/steps
+    ratio is kept).  By default each block's configured ``steps`` and ``nt`` are the finest level;
+    ``start_steps`` instead fixes the first level's steps of every block.
+    """
+
+    levels: int = Field(..., ge=1, le=16, description="number of levels (1–16); each level doubles every "
+                        "block's steps and nt (control points follow by exact prolongation)")
+    epochs_per_level: int | list[int] = Field(
+        ..., description="epochs on each level: one number for every level or a list with one entry per "
+        "level, coarsest first (replaces training.epochs)")
+    start_steps: Optional[int] = Field(
+        None, ge=1, description="state steps of every block on the first (coarsest) level; default: each "
+        "block's steps is the finest level, the first uses steps / 2^(levels − 1)")
+
+    @field_validator("epochs_per_level", mode="before")
+    @classmethod
+    def _positive_epochs(cls, value):
+        def ok(v):
+            return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+        if ok(value) or (isinstance(value, list) and value and all(ok(v) for v in value)):
+            return value
+        raise ValueError("expected an integer ≥ 1 or a non-empty list of integers ≥ 1, one per level")
+
+    @model_validator(mode="after")
+    def _one_entry_per_level(self):
+        if isinstance(self.epochs_per_level, list) and len(self.epochs_per_level) != self.levels:
+            raise ValueError(f"multilevel.epochs_per_level: {self.epochs_per_level} has "
+                             f"{len(self.epochs_per_level)} entries; expected {self.levels}, one per level "
+                             f"(multilevel.levels = {self.levels}), or a single number")
+        return self
+
+    def epochs(self) -> list[int]:
+        """Epochs of every level, coarsest first."""
+        if isinstance(self.epochs_per_level, list):
+            return list(self.epochs_per_level)
+        return [self.epochs_per_level] * self.levels
+
+
 class Config(_Strict):
     seed: int = Field(0, ge=0, description="seed for data, initialization and batch order")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    multilevel: Optional[MultilevelConfig] = Field(
+        None, description="multilevel (cascadic) training in depth; see [multilevel]")
+
+    @model_validator(mode="after")
+    def _multilevel_fits_the_blocks(self):
+        if self.multilevel is not None:
+            self.level_grids()
+        return self
+
+    def level_grids(self) -> list[list[tuple[int, int]]]:
+        """(steps, nt) of every block on every training level, coarsest level first.
+
+        Without ``[multilevel]`` one level: the blocks as configured.  With it, level ℓ has
+        2^(ℓ−1) times the steps and control points of the first level.  ValueError (one line,
+        naming the keys) when the configured grids cannot be halved down to the first level.
+        """
+        blocks = [(b.steps, b.nt or b.steps) for b in self.model.blocks]
+        ml = self.multilevel
+        if ml is None:
+            return [blocks]
+        factor = 2 ** (ml.levels - 1)
+        first = []
+        for k, (steps, nt) in enumerate(blocks):
+            if ml.start_steps is not None:
+                start = ml.start_steps
+                if (start * nt) % steps:
+                    raise ValueError(
+                        f"multilevel.start_steps: {start} steps with model.blocks.{k}'s nt/steps = {nt}/{steps} "
+                        f"give {start * nt / steps:g} control points on the first level; expected "
+                        f"start_steps·nt/steps to be a whole number")
+                first.append((start, start * nt // steps))
+                continue
+            for key, value in (("steps", steps), ("nt", nt)):
+                if value % factor:
+                    raise ValueError(
+                        f"multilevel.levels: {ml.levels} levels start from model.blocks.{k}.{key} / "
+                        f"2^(levels − 1) = {value}/{factor}, not a whole number; expected {key} divisible "
+                        f"by {factor} (or set multilevel.start_steps)")
+            first.append((steps // factor, nt // factor))
+        return [[(steps << level, nt << level) for steps, nt in first] for level in range(ml.levels)]
 
 
 def _key(part) -> str:
@@ -136,6 +244,9 @@ def _format(error: ValidationError) -> str:
     for e in error.errors():
         loc = ".".join(_key(p) for p in e["loc"]) or "config"
         msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "value_error" and re.match(rf"{re.escape(loc if e['loc'] else '')}[\w.]*: ", msg):
+            lines.append(msg)  # a cross-field check that names its key, value and expectation itself
+            continue
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         elif e["type"] == "missing":
@@ -211,12 +322,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> tuple[C
 
 def _type_name(annotation) -> str:
     """A readable type for the reference table: choices spelled out, Optional as "or none"."""
+    from types import UnionType
     from typing import Union, get_args, get_origin
 
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is Literal:
         return "one of " + ", ".join(f"`{a}`" for a in args)
-    if origin is Union:
+    if origin is Union or origin is UnionType:
         names = [_type_name(a) for a in args if a is not type(None)]
         return " or ".join(names) + (" or none" if type(None) in args else "")
     if origin is list:
@@ -230,10 +342,11 @@ def config_reference() -> str:
     """Markdown reference of every key, generated from the schema."""
     out = []
     for title, model in [("top level", Config), ("[data]", DataConfig), ("[model]", ModelConfig),
-                         ("[[model.blocks]]", BlockConfig), ("[training]", TrainingConfig)]:
+                         ("[[model.blocks]]", BlockConfig), ("[training]", TrainingConfig),
+                         ("[multilevel] (optional)", MultilevelConfig)]:
         out.append(f"### {title}\n\n| key | type | default | meaning |\n|---|---|---|---|")
         for name, field in model.model_fields.items():
-            if name in ("data", "model", "training"):
+            if name in ("data", "model", "training", "multilevel"):
                 continue
             if field.is_required():
                 default = "**required**"

@@ -27,6 +27,13 @@ def plot_curves(history: list[dict], path: str | Path) -> Path:
     ax2.plot(epochs, [100 * h["train_accuracy"] for h in history], label="train")
     ax2.plot(epochs, [100 * h["val_accuracy"] for h in history], label="validation")
     ax2.set_xlabel("epoch"); ax2.set_ylabel("accuracy (%)"); ax2.legend()
+    # multilevel runs: a dotted line where the network was refined in depth, labelled with its steps
+    for prev, h in zip(history[:-1], history[1:]):
+        if "level" in h and h["level"] != prev["level"]:
+            for ax in (ax1, ax2):
+                ax.axvline(h["epoch"] - 0.5, color="gray", ls=":", lw=0.8)
+            ax2.annotate(f"N={h['steps']}", (h["epoch"] - 0.5, 0.02), xycoords=("data", "axes fraction"),
+                         fontsize=7, color="gray", ha="left")
     fig.tight_layout()
     return save_figure(fig, path, dpi=100)
 

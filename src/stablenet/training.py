@@ -11,12 +11,37 @@
 Determinism: the seed fixes the data, the initialization and the batch order (a dedicated
 ``torch.Generator`` whose state is checkpointed), so on the CPU a resumed run ends with exactly
 the metrics of an uninterrupted one.
+
+Multilevel (cascadic) training in depth, the ``[multilevel]`` table (Haber & Ruthotto, "Stable
+architectures for deep neural networks", 2017; Meganet): level 1 trains the network with the
+coarsest state grid; after each level every block is prolongated, nt → 2nt by
+:meth:`ODEClassifier.prolongate` (θ(t) kept exactly) and steps → 2·steps (h → h/2), the optimizer
+and the schedule are rebuilt, and training continues on the next level.  The network changes only
+by the discretization error at a refinement, so each level starts from a good initial guess.
+Such a run also records
+
+* a ``level`` and a ``steps`` column (state steps summed over the blocks) in the history;
+* ``levels`` in metrics.json: per level the steps and nt of every block, the epochs, the best
+  validation accuracy and its loss and epoch, the test accuracy of that level's best weights and
+  the wall time;
+* ``best-level-L.safetensors``: the best weights of level L.
+
+``best.safetensors`` is the best of the *finest level reached so far*: the best-weights search
+restarts at every level (the weights of different levels have different shapes, and the point
+of refining is the finer network), so the top-level numbers of metrics.json describe the final
+level's best weights.  Its safetensors metadata names its level; :func:`load_run` builds the
+network of that level before loading it.  The checkpoint records the current level, so
+``--resume`` rebuilds the network at that level before loading the weights and, when the
+checkpoint ends a level, refines exactly where the uninterrupted run would.
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
+import itertools
+import json
 import math
 import shutil
 import time
@@ -28,9 +53,10 @@ import torch
 from . import __version__
 from ._io import atomic_write_bytes, write_json
 from .block import ODEBlock
-from .checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
-from .config import BlockConfig, Config
+from .checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint, save_weights, weights_metadata
+from .config import BlockConfig, Config, ConfigError, parse_config
 from .dynamics import DYNAMICS
+from .gradients import make_gradient_mode
 from .models import ODEClassifier, get_loss
 
 
@@ -50,15 +76,53 @@ def build_block(cfg: BlockConfig) -> ODEBlock:
     if cfg.dynamics == "antisymmetric":
         kwargs["gamma"] = cfg.gamma
     dynamics = DYNAMICS[cfg.dynamics](cfg.width, **kwargs)
-    return ODEBlock(dynamics, T=cfg.T, steps=cfg.steps, method=cfg.method, controls=cfg.controls)
+    gradient = make_gradient_mode(cfg.gradient, adjoint_method=cfg.adjoint_method,
+                                  adjoint_steps=cfg.adjoint_steps,
+                                  checkpoint_segment=cfg.checkpoint_segment)
+    return ODEBlock(dynamics, T=cfg.T, steps=cfg.steps, method=cfg.method, controls=cfg.controls,
+                    gradient=gradient)
 
 
-def build_model(config: Config, in_features: int, n_classes: int) -> ODEClassifier:
-    """The classifier network of a configuration, initialized from ``config.seed``."""
+def build_model(config: Config, in_features: int, n_classes: int, *, level: int | None = None) -> ODEClassifier:
+    """The classifier network of a configuration, initialized from ``config.seed``.
+
+    ``level`` (1 = coarsest) picks the state steps and control points of a ``[multilevel]``
+    configuration's level; the default is its finest level, the network its run ends with.
+    """
     torch.manual_seed(config.seed)
-    blocks = [build_block(b) for b in config.model.blocks]
+    blocks = [build_block(b) for b in _blocks_at_level(config, level)]
     model = ODEClassifier(in_features, n_classes, blocks, opening=config.model.opening)
     return model.to(dtype=getattr(torch, config.training.dtype), device=config.training.device)
+
+
+def _blocks_at_level(config: Config, level: int | None) -> list[BlockConfig]:
+    """The block configurations with the steps and nt of a multilevel level (default the finest)."""
+    if config.multilevel is None:
+        if level not in (None, 1):
+            raise ValueError(f"level must be 1 (or None) for a configuration without [multilevel], got {level!r}")
+        return list(config.model.blocks)
+    grids = config.level_grids()
+    if level is None:
+        level = len(grids)
+    if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= len(grids):
+        raise ValueError(f"level must be an integer in 1..{len(grids)} (multilevel.levels), got {level!r}")
+    return [b.model_copy(update={"steps": steps, "nt": nt})
+            for b, (steps, nt) in zip(config.model.blocks, grids[level - 1])]
+
+
+def refine(model: ODEClassifier, grid: list[tuple[int, int]]) -> ODEClassifier:
+    """Prolongate ``model`` in depth until every block has the (steps, nt) of ``grid``.
+
+    Each prolongation doubles nt keeping θ(t) exactly (:meth:`ODEClassifier.prolongate`); the
+    state grid is set to the new steps (h → h/2 per level).  Rebuild the optimizer after.
+    """
+    while any(block.dynamics.nt < nt for block, (_, nt) in zip(model.blocks, grid)):
+        model.prolongate()
+    for block, (steps, nt) in zip(model.blocks, grid):
+        if block.dynamics.nt != nt:
+            raise ValueError(f"cannot prolongate nt = {block.dynamics.nt} to {nt}: expected nt·2^k")
+        block.steps = steps
+    return model
 
 
 def smoothness(model: ODEClassifier) -> torch.Tensor:
@@ -86,12 +150,13 @@ def _optimizer(config: Config, model: ODEClassifier) -> torch.optim.Optimizer:
                              line_search_fn="strong_wolfe")
 
 
-def _scheduler(config: Config, optimizer):
+def _scheduler(config: Config, optimizer, epochs: int | None = None):
+    """The learning-rate schedule over ``epochs`` (default training.epochs; one level's epochs)."""
     t = config.training
     if t.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=t.lr_step_epochs, gamma=t.lr_decay)
     if t.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t.epochs)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs or t.epochs)
     return None
 
 
@@ -149,7 +214,11 @@ def _write_history(out_dir: Path, history: list[dict[str, float]]) -> None:
 # -- training -------------------------------------------------------------------------------------
 def train(config: Config, out_dir: str | Path, *, config_text: str | None = None, resume: bool = False,
           overwrite: bool = False, progress: bool = True, dataset=None) -> dict[str, Any]:
-    """Train the configured network into ``out_dir``; returns the summary written to metrics.json."""
+    """Train the configured network into ``out_dir``; returns the summary written to metrics.json.
+
+    With ``[multilevel]`` the network is trained level by level, coarse to fine in depth (see the
+    module docstring: per-level records, best weights of the finest level, resume at a level).
+    """
     from .data import load_dataset
 
     out_dir = Path(out_dir)
@@ -157,13 +226,24 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
     # everything that can fail on bad input happens before the run directory is touched
     data = dataset or load_dataset(config.data.name, seed=config.seed, data_dir=config.data.data_dir,
                                    **config.data.options)
-    model = build_model(config, data.in_features, data.n_classes)
+    multilevel = config.multilevel is not None
+    grids = config.level_grids()  # (steps, nt) per block, per level; one level without [multilevel]
+    level_epochs = config.multilevel.epochs() if multilevel else [config.training.epochs]
+    level_ends = list(itertools.accumulate(level_epochs))  # the last epoch of every level
+    level = 1
     if resume:
         saved = load_checkpoint(out_dir)
-        if saved["config"] != config.model_dump(mode="json"):
+        if _normalized_config(saved["config"]) != config.model_dump(mode="json"):
             raise TrainingError(f"cannot resume {out_dir}: the configuration differs from the run's "
                                 f"(see {out_dir / 'config.json'})")
-    else:
+        level = saved.get("level", 1)
+        done = len(saved["history"])
+        expected = bisect.bisect_left(level_ends, max(done, 1)) + 1
+        if level != expected:
+            raise TrainingError(f"cannot resume {out_dir}: its checkpoint is at level {level!r} after epoch "
+                                f"{done}, expected level {expected}")
+    model = build_model(config, data.in_features, data.n_classes, level=level if multilevel else None)
+    if not resume:
         create_run_dir(out_dir, overwrite=overwrite)
         write_json(out_dir / "config.json", config.model_dump(mode="json"))
         if config_text is not None:
@@ -178,11 +258,12 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
 
     loss_fn = get_loss(t.loss)
     optimizer = _optimizer(config, model)
-    scheduler = _scheduler(config, optimizer)
+    scheduler = _scheduler(config, optimizer, level_epochs[level - 1])
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, float]] = []
     best: dict[str, Any] = {"val_accuracy": -1.0, "epoch": 0}
     wall = 0.0
+    levels: list[dict[str, Any]] = [_level_record(1, grids[0])] if multilevel else []
     if resume:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -190,6 +271,7 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
             scheduler.load_state_dict(saved["scheduler"])
         generator.set_state(saved["generator"])
         history, best, wall = saved["history"], saved["best"], saved["wall_time_s"]
+        levels = saved.get("levels", levels)
 
     def objective(scores, yb):
         loss = loss_fn(scores, yb)
@@ -201,10 +283,19 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
 
     n = len(x_train)
     batches = math.ceil(n / t.batch_size)
-    bar = _progress_bar(progress, total=t.epochs * batches, initial=len(history) * batches)
+    bar = _progress_bar(progress, total=level_ends[-1] * batches, initial=len(history) * batches)
     try:
-        for epoch in range(len(history) + 1, t.epochs + 1):
+        for epoch in range(len(history) + 1, level_ends[-1] + 1):
             start = time.perf_counter()
+            if epoch > level_ends[level - 1]:
+                # the level is done: refine in depth (nt → 2nt with θ(t) kept, h → h/2), then a
+                # new optimizer and schedule for the next level; the best-weights search restarts
+                level += 1
+                refine(model, grids[level - 1])
+                optimizer = _optimizer(config, model)
+                scheduler = _scheduler(config, optimizer, level_epochs[level - 1])
+                best = {"val_accuracy": -1.0, "epoch": 0}
+                levels.append(_level_record(level, grids[level - 1]))
             model.train()
             order = torch.randperm(n, generator=generator).to(device)
             loss_sum, correct = 0.0, 0
@@ -236,24 +327,37 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
             if scheduler is not None:
                 scheduler.step()
             val_loss, val_acc = evaluate(model, x_val, y_val, loss_fn)
-            wall += time.perf_counter() - start
+            seconds = time.perf_counter() - start
+            wall += seconds
             record = {"epoch": epoch, "train_loss": loss_sum / n, "train_accuracy": correct / n,
                       "val_loss": val_loss, "val_accuracy": val_acc, "lr": optimizer.param_groups[0]["lr"]}
+            if multilevel:
+                record.update(level=level, steps=sum(block.steps for block in model.blocks))
             history.append(record)
             if val_acc > best["val_accuracy"]:
                 best = {"val_accuracy": val_acc, "val_loss": val_loss, "epoch": epoch,
                         "train_accuracy": record["train_accuracy"]}
-                save_weights(out_dir / "best.safetensors", model)
+                if multilevel:
+                    meta = _level_metadata(level, model)
+                    save_weights(out_dir / f"best-level-{level}.safetensors", model, meta)
+                    save_weights(out_dir / "best.safetensors", model, meta)
+                else:
+                    save_weights(out_dir / "best.safetensors", model)
+            if multilevel:
+                levels[-1].update(epochs=levels[-1]["epochs"] + 1, wall_time_s=levels[-1]["wall_time_s"] + seconds,
+                                  val_accuracy=best["val_accuracy"], val_loss=best["val_loss"],
+                                  train_accuracy=best["train_accuracy"], best_epoch=best["epoch"])
             save_checkpoint(out_dir, {
                 "config": config.model_dump(mode="json"), "epoch": epoch, "history": history, "best": best,
                 "wall_time_s": wall, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "generator": generator.get_state(),
+                "generator": generator.get_state(), "level": level, "levels": levels,
             }, tag=f"{epoch:05d}")
             _write_history(out_dir, history)
             if bar is not None:
+                extra = {"level": level} if multilevel else {}
                 bar.set_postfix(loss=f"{record['train_loss']:.4f}", acc=f"{record['train_accuracy']:.3f}",
-                                val=f"{val_acc:.3f}", best=f"{best['val_accuracy']:.3f}")
+                                val=f"{val_acc:.3f}", best=f"{best['val_accuracy']:.3f}", **extra)
     finally:
         if bar is not None:
             bar.close()
@@ -271,9 +375,47 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
     if data.test is not None:
         test_loss, test_acc = evaluate(model, data.test.x.to(device, dtype), data.test.y.to(device), loss_fn)
         metrics.update(test_accuracy=test_acc, test_loss=test_loss)
+    if multilevel:
+        metrics["levels"] = [dict(record) for record in levels]
+        if data.test is not None:  # the test accuracy of every level's best weights
+            for record in metrics["levels"]:
+                coarse = build_model(config, data.in_features, data.n_classes, level=record["level"])
+                load_weights(out_dir / f"best-level-{record['level']}.safetensors", coarse)
+                record["test_accuracy"] = evaluate(coarse, data.test.x.to(device, dtype), data.test.y.to(device),
+                                                   loss_fn)[1]
     metrics.update(dataset=data.name, config=config.model_dump(mode="json"), stablenet_version=__version__)
     write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def _level_record(level: int, grid: list[tuple[int, int]]) -> dict[str, Any]:
+    """The metrics of one multilevel level before its first epoch."""
+    return {"level": level, "steps": [steps for steps, _ in grid], "nt": [nt for _, nt in grid], "epochs": 0,
+            "val_accuracy": None, "val_loss": None, "train_accuracy": None, "best_epoch": None, "wall_time_s": 0.0}
+
+
+def _level_metadata(level: int, model: ODEClassifier) -> dict[str, str]:
+    """Safetensors metadata of a multilevel run's weights: the level and its grids."""
+    return {"level": str(level), "steps": json.dumps([b.steps for b in model.blocks]),
+            "nt": json.dumps([b.dynamics.nt for b in model.blocks])}
+
+
+def _normalized_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """A saved configuration as this version dumps it (keys added since have their defaults)."""
+    try:
+        return parse_config(raw).model_dump(mode="json")
+    except ConfigError:
+        return raw
+
+
+def _weights_level(path: Path, config: Config) -> int:
+    """The multilevel level a weights file was saved at (from its metadata)."""
+    levels = config.multilevel.levels
+    text = weights_metadata(path).get("level", "")
+    if not text.isdigit() or not 1 <= int(text) <= levels:
+        raise CheckpointError(f"{path}: metadata 'level' is {text or 'missing'!r}; expected a level in 1..{levels} "
+                              f"of this multilevel run")
+    return int(text)
 
 
 def _network_params(model: ODEClassifier):
@@ -301,10 +443,11 @@ def _progress_bar(enabled: bool, total: int, initial: int):
 
 
 def load_run(run_dir: str | Path):
-    """(config, model with the best weights, dataset) of a finished or interrupted run directory."""
-    import json
+    """(config, model with the best weights, dataset) of a finished or interrupted run directory.
 
-    from .config import parse_config
+    For a multilevel run the model is built at the level of ``best.safetensors`` (the finest level
+    reached), so evaluate, plots and analysis see the network those weights belong to.
+    """
     from .data import load_dataset
 
     run_dir = Path(run_dir)
@@ -318,7 +461,9 @@ def load_run(run_dir: str | Path):
         raise TrainingError(f"{run_dir / 'config.json'} is not valid JSON: {exc}") from None
     config = parse_config(raw)
     data = load_dataset(config.data.name, seed=config.seed, data_dir=config.data.data_dir, **config.data.options)
-    model = build_model(config, data.in_features, data.n_classes)
+    # a multilevel run's best weights belong to the level named in their metadata
+    level = _weights_level(run_dir / "best.safetensors", config) if config.multilevel is not None else None
+    model = build_model(config, data.in_features, data.n_classes, level=level)
     load_weights(run_dir / "best.safetensors", model)
     model.eval()
     return config, model, data
