@@ -6,7 +6,7 @@ import torch
 
 from ..integrators import is_reversible
 from ..integrators import SeparableRHS
-from .base import GradientMode, _device, backprop_steps, flat, register, stage_leaves, unflat
+from .base import GradientMode, _device, flat, register, stage_leaves, unflat
 
 
 @register
@@ -15,12 +15,13 @@ class Reversible(GradientMode):
 
     The forward pass runs without recording anything and keeps only the final state (and, for
     leapfrog, Y_{N−1}).  The backward pass walks the steps in reverse: it rebuilds the state
-    before step j with the integrator's exact inverse (``step_back``), repeats step j with
-    autograd recording, and pulls the adjoint of the state and of step j's weights through it.
+    before step j with the integrator's exact inverse (``step_back``) and pulls the adjoint of
+    the state and of step j's weights through step j (``step_vjp``).
     Memory: O(1) states plus one step's graph, whatever N.  Cost: one forward pass more than
     ``autograd``: Verlet's and leapfrog's inverse steps evaluate f at exactly the points where
     the forward step did, so the backward pass records those evaluations while reconstructing
-    and replays them (:class:`_Replay`) when differentiating the step instead of recomputing.
+    (with autograd) and the integrator's ``step_vjp`` pulls the cotangents through them
+    directly, without repeating the step.
 
     The result is the gradient of the discrete network (the same as ``autograd``) up to the
     round-off that the backwards reconstruction accumulates.  For stable (Hamiltonian)
@@ -65,36 +66,40 @@ class _ReversibleSolve(torch.autograd.Function):
     def backward(ctx, *grad_out):
         block, steps, pair, n = ctx.block, ctx.steps, ctx.pair, ctx.n_state
         saved = ctx.saved_tensors
-        n_memory = 1 if block.integrator.second_order else 0
+        integrator = block.integrator
+        n_memory = 1 if integrator.second_order else 0
         state = unflat([t.detach() for t in saved[:n]], pair)
-        memory = unflat([t.detach() for t in saved[n:n + n_memory]], False)
+        memory = saved[n].detach() if n_memory else None
         weights = saved[n + n_memory:]
         thetas, index = block.stage_weights(steps, saved[0].device, weights, eager=False)
-        f, h = block.rhs(thetas, index), block.T / steps
+        h = block.T / steps
         w_grads = [torch.zeros_like(w) for w in weights]
-        g_state = [torch.zeros_like(s) if g is None else g for g, s in zip(grad_out, saved[:n])]
-        g_memory = [torch.zeros_like(m) for m in saved[n:n + n_memory]]
+        g = [torch.zeros_like(s) if g is None else g for g, s in zip(grad_out, saved[:n])]
+        g_state = tuple(g) if pair else g[0]
+        g_memory = (torch.zeros_like(memory),) if n_memory else None
         for j in reversed(range(steps)):
-            rows, th = leaves = stage_leaves(thetas, index, range(j, j + 1))
+            rows, th = stage_leaves(thetas, index, range(j, j + 1))
             base = block.rhs(th, index, rows[0])
             records: dict = {}
-            with torch.enable_grad():
-                state, memory = block.integrator.step_back(_recording(base, records), j, state, h, memory)
-            g_state, g_memory = backprop_steps(block, thetas, index, range(j, j + 1), state, memory,
-                                               pair, g_state, g_memory, w_grads, leaves=leaves,
-                                               rhs=_replaying(base, records, th, index, rows[0]))
-        return (None, None, None, *g_state, *w_grads)
+            state, memory = integrator.step_back(_recording(base, records), j, state, h, memory)
+            vjp = _VJP(base, records, j, index, rows, th)
+            g_state, g_memory = integrator.step_vjp(vjp, j, state, memory, h, g_state, g_memory)
+            g_memory = None if g_memory is None else (g_memory,)
+            for k, r in enumerate(rows):
+                if vjp.row_grads[k] is not None:
+                    thetas.accumulate(w_grads, r, vjp.row_grads[k])
+        return (None, None, None, *(g_state if pair else (g_state,)), *w_grads)
 
 
 def _recording(base, records: dict):
     """A right-hand side that evaluates ``base`` on a leaf copy of its argument, keeps the
-    graph in ``records`` under (stream, j, c) and returns the detached value."""
+    graph in ``records`` under (stream, c) and returns the detached value."""
     def wrap(kind, fn):
         def f(j, c, arg):
             with torch.enable_grad():
                 leaf = arg.detach().requires_grad_()
                 out = fn(j, c, leaf)
-            records[kind, j, c] = (leaf, out)
+            records[kind, c] = (leaf, out)
             return out.detach()
         return f
 
@@ -103,37 +108,28 @@ def _recording(base, records: dict):
     return wrap(None, base)
 
 
-def _replaying(base, records: dict, th, index, first: int):
-    """A right-hand side that returns recorded evaluations (differentiable through
-    :class:`_Replay`) and evaluates ``base`` only where nothing was recorded."""
-    def wrap(kind, fn):
-        def f(j, c, arg):
-            record = records.pop((kind, j, c), None)
+class _VJP:
+    """``vjp(stream, c, cotangent, arg)`` for step j: J_fᵀ·cotangent of the evaluation that
+    ``step_back`` recorded (evaluating at ``arg`` only where it recorded none), adding
+    J_θᵀ·cotangent to the step's stage-row gradients ``row_grads``."""
+
+    def __init__(self, base, records, j, index, rows, th):
+        self.base, self.records, self.j, self.index, self.rows, self.th = base, records, j, index, rows, th
+        self.row_grads: list = [None] * len(rows)
+
+    def __call__(self, kind, c, cotangent, arg):
+        record = self.records.pop((kind, c), None)
+        k = self.index[self.j][c] - self.rows[0]
+        with torch.enable_grad():
             if record is None:
-                return fn(j, c, arg)
-            return _Replay.apply(arg, record, *th[index[j][c] - first])
-        return f
-
-    if isinstance(base, SeparableRHS):
-        return SeparableRHS(wrap("dy", base.dy), wrap("dz", base.dz))
-    return wrap(None, base)
-
-
-class _Replay(torch.autograd.Function):
-    """f(arg, θ) taken from a recorded evaluation at (numerically) the same argument: the value
-    is the recorded one, the vector-Jacobian product that of the recorded graph."""
-
-    @staticmethod
-    def forward(ctx, arg, record, *theta):
-        leaf, out = record
-        ctx.record = record
-        ctx.save_for_backward(*theta)
-        return out.detach().clone()
-
-    @staticmethod
-    def backward(ctx, grad):
-        leaf, out = ctx.record
-        theta = ctx.saved_tensors
-        grads = torch.autograd.grad(out, [leaf, *theta], grad, allow_unused=True)
-        ctx.record = None
-        return (grads[0], None, *grads[1:])
+                fn = self.base if kind is None else getattr(self.base, kind)
+                leaf = arg.detach().requires_grad_()
+                record = (leaf, fn(self.j, c, leaf))
+            leaf, out = record
+            grads = torch.autograd.grad(out, [leaf, *self.th[k]], cotangent, allow_unused=True)
+        theta = tuple(torch.zeros_like(t) if gt is None else gt for gt, t in zip(grads[1:], self.th[k]))
+        if self.row_grads[k] is None:
+            self.row_grads[k] = theta
+        else:
+            self.row_grads[k] = tuple(a + b for a, b in zip(self.row_grads[k], theta))
+        return torch.zeros_like(leaf) if grads[0] is None else grads[0]

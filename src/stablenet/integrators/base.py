@@ -61,7 +61,9 @@ class Integrator:
       is not a function of the state alone.
 
     Reversible schemes (Verlet, leapfrog) also implement ``step_back(f, j, state, h, memory)``,
-    the exact inverse of ``step`` returning the (state, memory) before step j; see
+    the exact inverse of ``step`` returning the (state, memory) before step j, and
+    ``step_vjp(vjp, j, state, memory, h, g_state, g_memory)``, the step's vector-Jacobian
+    product written with the right-hand side's ``vjp`` (used by ``gradient="reversible"``); see
     :func:`is_reversible`.
     """
 
