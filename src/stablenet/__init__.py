@@ -17,6 +17,7 @@ from .gradients import Adjoint, Autograd, Checkpoint, GradientMode, Reversible
 from .integrators import Integrator, available, get_integrator
 from .models import DuplicateFeatures, ODEClassifier, get_loss, least_squares, softmax_cross_entropy
 from .timegrid import ControlGrid, StateGrid
+from . import parallel  # noqa: E402,F401  (registers gradient="mgrit")
 
 __version__ = "0.1.0"
 
