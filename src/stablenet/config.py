@@ -119,12 +119,20 @@ class ModelConfig(_Strict):
     blocks: list[BlockConfig] = Field(..., min_length=1, description="the ODE blocks, in order ([[model.blocks]])")
 
 
+#: optimizers of :mod:`stablenet.optim` (second derivatives through the network; autograd blocks only)
+NEWTON_OPTIMIZERS = ("gauss_newton", "newton")
+
+
 class TrainingConfig(_Strict):
     epochs: int = Field(20, ge=1, description="number of passes over the training data "
                         "(with [multilevel]: ignored, see multilevel.epochs_per_level)")
     batch_size: int = Field(64, ge=1, description="mini-batch size")
-    optimizer: Literal["sgd", "adam", "lbfgs"] = Field("adam", description="torch.optim optimizer")
-    lr: float = Field(0.01, gt=0, description="learning rate")
+    optimizer: Literal["sgd", "adam", "lbfgs", "gauss_newton", "newton"] = Field(
+        "adam", description="torch.optim SGD, Adam or L-BFGS, or a Newton-type optimizer of stablenet.optim "
+        "(docs/optimizers.md): Gauss–Newton–CG or Newton–CG, one inexact Newton step with Armijo line search "
+        "per batch")
+    lr: float = Field(0.01, gt=0, description="learning rate; gauss_newton / newton: the first trial step of "
+                      "the line search (1 = full Newton step; their default is 1.0)")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     nesterov: bool = Field(False, description="Nesterov momentum (SGD)")
     schedule: Literal["constant", "step", "cosine"] = Field("constant", description="learning-rate schedule per epoch")
@@ -135,9 +143,64 @@ class TrainingConfig(_Strict):
     smoothness: float = Field(0.0, ge=0, description="α of the time-smoothness regularizer α·Σ‖θ_{k+1} − θ_k‖²/h")
     loss: Literal["cross_entropy", "least_squares"] = Field("cross_entropy", description="loss function")
     lbfgs_history: int = Field(20, ge=1, description="L-BFGS history size")
+    varpro: bool = Field(False, description="variable projection (gauss_newton / newton): eliminate the "
+                         "classifier (W, μ) by an inner Newton solve per objective evaluation and optimize the "
+                         "reduced objective in θ; its regularization is classifier_weight_decay (> 0 for "
+                         "cross_entropy)")
+    block_coordinate: bool = Field(False, description="with varpro: alternate the exact classifier solve and a "
+                                   "Newton-type θ step with the classifier fixed (BlockCoordinateDescent) "
+                                   "instead of the reduced objective")
+    cg_rtol: float = Field(0.1, gt=0, lt=1, description="gauss_newton / newton: CG stops at "
+                           "‖Ap + g‖ ≤ cg_rtol·‖g‖")
+    cg_max_iter: int = Field(20, ge=1, description="gauss_newton / newton: at most this many CG iterations "
+                             "(curvature products) per step")
+    hessian_samples: Optional[int | float] = Field(
+        None, description="gauss_newton / newton: curvature on a random subsample of each batch, a number "
+        "of points ≥ 1 or a fraction in (0, 1] (default: the whole batch); gradient and line search use the "
+        "whole batch")
+    damping: float = Field(0.0, ge=0, description="gauss_newton / newton: δ added to the curvature (δI, "
+                           "Levenberg–Marquardt)")
     dtype: Literal["float32", "float64"] = Field("float32", description="floating-point precision")
     device: str = Field("cpu", description="torch device, e.g. cpu or cuda")
     threads: int = Field(0, ge=0, description="torch CPU threads (0: torch's default; 1 is fastest for small networks)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _newton_lr_default(cls, data):
+        """A Newton-type optimizer's lr is the first trial step of its line search: default 1.0."""
+        if isinstance(data, dict) and data.get("optimizer") in NEWTON_OPTIMIZERS and "lr" not in data:
+            return {**data, "lr": 1.0}
+        return data
+
+    @field_validator("hessian_samples", mode="before")
+    @classmethod
+    def _samples(cls, value):
+        if value is None:
+            return value
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or isinstance(value, int) and value < 1 or isinstance(value, float) and not 0 < value <= 1):
+            raise ValueError("expected an integer ≥ 1 (points) or a fraction in (0, 1]")
+        return value
+
+    @model_validator(mode="after")
+    def _optimizer_options(self):
+        newton = self.optimizer in NEWTON_OPTIMIZERS
+        if not newton:
+            for key in ("varpro", "block_coordinate", "cg_rtol", "cg_max_iter", "hessian_samples", "damping"):
+                if key in self.model_fields_set and getattr(self, key) != TrainingConfig.model_fields[key].default:
+                    value = getattr(self, key)
+                    value = str(value).lower() if isinstance(value, bool) else repr(value)
+                    raise ValueError(f"training.{key}: {value} applies to optimizer 'gauss_newton' "
+                                     f"or 'newton' only; expected it unset with optimizer {self.optimizer!r}")
+        if self.block_coordinate and not self.varpro:
+            raise ValueError("training.block_coordinate: true needs training.varpro = true (the classifier "
+                             "solve of the alternation is VarPro's); expected varpro = true or "
+                             "block_coordinate = false")
+        if self.varpro and self.loss == "cross_entropy" and self.classifier_weight_decay == 0:
+            raise ValueError("training.classifier_weight_decay: 0.0 with varpro = true and loss 'cross_entropy'; "
+                             "expected > 0 (it regularizes VarPro's inner problem, which has no minimizer on "
+                             "separable data without it), e.g. 1e-3")
+        return self
 
 
 class MultilevelConfig(_Strict):
@@ -198,6 +261,17 @@ class Config(_Strict):
     def _multilevel_fits_the_blocks(self):
         if self.multilevel is not None:
             self.level_grids()
+        return self
+
+    @model_validator(mode="after")
+    def _blocks_fit_the_optimizer(self):
+        if self.training.optimizer in NEWTON_OPTIMIZERS:
+            for k, block in enumerate(self.model.blocks):
+                if block.gradient != "autograd":
+                    raise ValueError(
+                        f"model.blocks.{k}.gradient: {block.gradient!r} cannot be used with training.optimizer "
+                        f"{self.training.optimizer!r} (its curvature products differentiate the backward pass "
+                        f"again); expected 'autograd'")
         return self
 
     def level_grids(self) -> list[list[tuple[int, int]]]:

@@ -54,7 +54,7 @@ from . import __version__
 from ._io import atomic_write_bytes, write_json
 from .block import ODEBlock
 from .checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint, save_weights, weights_metadata
-from .config import BlockConfig, Config, ConfigError, parse_config
+from .config import NEWTON_OPTIMIZERS, BlockConfig, Config, ConfigError, parse_config
 from .dynamics import DYNAMICS
 from .gradients import make_gradient_mode
 from .models import ODEClassifier, get_loss
@@ -137,8 +137,17 @@ def smoothness(model: ODEClassifier) -> torch.Tensor:
     return total
 
 
-def _optimizer(config: Config, model: ODEClassifier) -> torch.optim.Optimizer:
+def _optimizer(config: Config, model: ODEClassifier):
+    """The configured optimizer for ``model`` (rebuilt after every multilevel refinement).
+
+    ``gauss_newton`` / ``newton`` give a :class:`stablenet.optim.GaussNewtonCG` / ``NewtonCG``
+    (with ``varpro``: over the network weights only, on VarPro's reduced objective; with
+    ``block_coordinate`` a :class:`stablenet.optim.BlockCoordinateDescent` around one), called as
+    ``step(x, labels, penalty)`` instead of with a closure.
+    """
     t = config.training
+    if t.optimizer in NEWTON_OPTIMIZERS:
+        return _newton_optimizer(config, model)
     groups = [{"params": _network_params(model), "weight_decay": t.weight_decay},
               {"params": list(model.classifier.parameters()), "weight_decay": t.classifier_weight_decay}]
     if t.optimizer == "sgd":
@@ -150,9 +159,27 @@ def _optimizer(config: Config, model: ODEClassifier) -> torch.optim.Optimizer:
                              line_search_fn="strong_wolfe")
 
 
+def _newton_optimizer(config: Config, model: ODEClassifier):
+    from .optim import BlockCoordinateDescent, GaussNewtonCG, NewtonCG, VarPro, network_parameters
+
+    t = config.training
+    cls = GaussNewtonCG if t.optimizer == "gauss_newton" else NewtonCG
+    options = dict(loss=t.loss, lr=t.lr, cg_rtol=t.cg_rtol, cg_max_iter=t.cg_max_iter, damping=t.damping,
+                   hessian_samples=t.hessian_samples, seed=config.seed)
+    network = [{"params": network_parameters(model), "weight_decay": t.weight_decay}]
+    if not t.varpro:
+        classifier = [{"params": list(model.classifier.parameters()), "weight_decay": t.classifier_weight_decay}]
+        return cls(network + classifier, model, **options)
+    vp = VarPro(model, t.loss, regularization=t.classifier_weight_decay)
+    if t.block_coordinate:
+        return BlockCoordinateDescent(vp, cls(network, model, **options))
+    return cls(network, model, varpro=vp, **options)
+
+
 def _scheduler(config: Config, optimizer, epochs: int | None = None):
     """The learning-rate schedule over ``epochs`` (default training.epochs; one level's epochs)."""
     t = config.training
+    optimizer = getattr(optimizer, "theta_optimizer", optimizer)  # BlockCoordinateDescent's θ optimizer
     if t.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=t.lr_step_epochs, gamma=t.lr_decay)
     if t.schedule == "cosine":
@@ -281,6 +308,8 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
             loss = loss + _lbfgs_decay(model, t)
         return loss
 
+    newton = t.optimizer in NEWTON_OPTIMIZERS
+    penalty = (lambda: t.smoothness * smoothness(model)) if t.smoothness else None
     n = len(x_train)
     batches = math.ceil(n / t.batch_size)
     bar = _progress_bar(progress, total=level_ends[-1] * batches, initial=len(history) * batches)
@@ -303,6 +332,9 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
                 idx = order[b * t.batch_size:(b + 1) * t.batch_size]
                 xb, yb = x_train[idx], y_train[idx]
                 out: dict[str, torch.Tensor] = {}
+                if newton:  # one inexact Newton step; penalty R(θ) = α·smoothness, weight decay in the groups
+                    out["loss"] = optimizer.step(xb, yb, penalty)
+                    out["scores"] = optimizer.last.scores
 
                 def closure():
                     optimizer.zero_grad()
@@ -313,7 +345,8 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
                     out.setdefault("loss", loss.detach())
                     return loss
 
-                optimizer.step(closure)
+                if not newton:
+                    optimizer.step(closure)
                 batch_loss = float(out["loss"])
                 if not math.isfinite(batch_loss):
                     raise TrainingError(
