@@ -6,8 +6,8 @@ figures (PNG) and ``results.json`` into ``out_dir`` and returns the results.
 
 from __future__ import annotations
 
-from . import (adjoint_vs_discrete, antisymmetric_euler, discretization_impact, eigenvalues, loss_landscape, objective_landscape,
-               phase_plane, rk4_vs_euler, state_layers, verlet_longterm)
+from . import (adjoint_vs_discrete, antisymmetric_euler, discretization_impact, eigenvalues, loss_landscape, multilevel_newton,
+               objective_landscape, phase_plane, rk4_vs_euler, state_layers, verlet_longterm)
 
 EXPERIMENTS = {
     "phase-plane": phase_plane,
@@ -20,6 +20,7 @@ EXPERIMENTS = {
     "eigenvalues": eigenvalues,
     "loss-landscape": loss_landscape,
     "adjoint-vs-discrete": adjoint_vs_discrete,
+    "multilevel-newton": multilevel_newton,
 }
 
 __all__ = ["EXPERIMENTS"]
