@@ -41,7 +41,7 @@ def _check_types(ds: Dataset) -> None:
 
 def test_registry_names_and_descriptions():
     assert set(DATASETS) == {"peaks", "ellipses", "swiss_roll", "moons", "circles", "digits",
-                             "fashion_mnist"}
+                             "fashion_mnist", "cifar10"}
     for name, spec in DATASETS.items():
         assert spec.name == name
         assert spec.description and "\n" not in spec.description

@@ -48,9 +48,13 @@ def _train(args) -> int:
     text = Path(args.config).read_text()
     if args.set:
         text += "\n# overridden on the command line: " + " ".join(args.set) + "\n"
-    print(f"training {config.data.name} -> {out}", flush=True)
+    lead = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 reports and plots
+    if lead:
+        print(f"training {config.data.name} -> {out}", flush=True)
     metrics = train(config, out, config_text=text, resume=args.resume, overwrite=args.overwrite,
                     progress=not args.quiet)
+    if not lead:
+        return 0
     figures = make_plots(out)
     summary = (f"best validation accuracy {100 * metrics['val_accuracy']:.2f}% (epoch {metrics['best_epoch']})")
     if "test_accuracy" in metrics:
@@ -92,7 +96,7 @@ def _plot(args) -> int:
 def _analyze(args) -> int:
     from .analysis.report import analyze_run
 
-    report = analyze_run(args.run_dir, args.out)
+    report = analyze_run(args.run_dir, args.out, samples=args.samples, crop=args.crop)
     out = Path(args.out) if args.out else Path(args.run_dir) / "analysis"
     net = report["network"]
     print(f"max Re λ = {net['max_real']:.3g}, max amplification {net['max_amplification']:.4f}, "
@@ -128,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     group = tr.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     group.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
-    tr.add_argument("--data-dir", help="directory with the data files (Fashion-MNIST IDX files)")
+    tr.add_argument("--data-dir", help="directory with the data files (Fashion-MNIST IDX files, CIFAR-10 "
+                    "binary batches)")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=_train)
 
@@ -145,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     an = sub.add_parser("analyze", help="stability analysis of a trained run: eigenvalues, sensitivity")
     an.add_argument("run_dir")
     an.add_argument("--out", help="output directory (default RUN_DIR/analysis)")
+    an.add_argument("--samples", type=int, help="validation inputs whose layer Jacobians are computed "
+                    "(default 200; convolutional runs 4)")
+    an.add_argument("--crop", type=int, default=6, help="convolutional runs: Jacobians on the centre CROP×CROP "
+                    "window of each block's feature maps (default 6)")
     an.set_defaults(func=_analyze)
 
     cd = sub.add_parser("config-docs", help="print the configuration reference (Markdown)")

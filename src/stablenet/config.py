@@ -58,14 +58,51 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class AugmentConfig(_Strict):
+    """``[data.augment]``: image augmentation of every training batch (convolutional models).
+
+    Random crop (zero padding, then a window of the original size), random left–right flip, then
+    per-channel standardization, drawn from the trainer's seeded generator (so ``--resume`` stays
+    exact); validation and test images get the standardization only.
+    """
+
+    padding: int = Field(0, ge=0, description="random crop: zero padding on every side (0: no crop; "
+                         "4 for CIFAR-10, 2 for 28×28 images)")
+    flip: bool = Field(False, description="mirror each training image left–right with probability ½")
+    normalize: bool = Field(False, description="standardize every channel with the mean and standard deviation "
+                            "of the training split")
+    mean: Optional[list[float]] = Field(None, description="fixed per-channel means instead (with std)")
+    std: Optional[list[float]] = Field(None, description="fixed per-channel standard deviations (> 0; with mean)")
+
+    @model_validator(mode="after")
+    def _statistics(self):
+        if (self.mean is None) != (self.std is None):
+            raise ValueError(f"data.augment.{'std' if self.std is None else 'mean'}: missing; expected mean and "
+                             f"std together (one value per channel)")
+        if self.mean is not None:
+            if self.normalize:
+                raise ValueError("data.augment.normalize: true together with fixed mean/std; expected one of "
+                                 "them (normalize = true uses the training split's statistics)")
+            if len(self.mean) != len(self.std) or not self.mean:
+                raise ValueError(f"data.augment.std: {len(self.std)} values for {len(self.mean)} means; expected "
+                                 f"one of each per channel")
+            if min(self.std) <= 0:
+                raise ValueError(f"data.augment.std: {self.std}; expected every value > 0")
+        return self
+
+
 class DataConfig(_Strict):
-    name: Literal["peaks", "ellipses", "swiss_roll", "moons", "circles", "digits", "fashion_mnist"] = Field(
+    name: Literal["peaks", "ellipses", "swiss_roll", "moons", "circles", "digits", "fashion_mnist", "cifar10"] = Field(
         "peaks", description="data set")
     data_dir: Optional[str] = Field(
-        None, description="directory with the Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist)")
+        None, description="directory with the data files: Fashion-MNIST IDX files (default "
+        "/usr/share/datasets/fashion-mnist), CIFAR-10 binary batches (required; the folder with "
+        "data_batch_1.bin … test_batch.bin or its parent)")
     options: dict[str, float | int] = Field(
         default_factory=dict,
         description="data-set options, e.g. { n_train_per_class = 1000 } for peaks, { n_train = 10000 } for fashion_mnist")
+    augment: Optional[AugmentConfig] = Field(
+        None, description="image augmentation for convolutional models; see [data.augment]")
 
 
 DynamicsName = Literal["single", "double", "antisymmetric", "parabolic", "hamiltonian"]
@@ -75,6 +112,14 @@ MethodName = Literal[tuple(available_methods())]  # type: ignore[valid-type]
 
 class BlockConfig(_Strict):
     dynamics: DynamicsName = Field("antisymmetric", description="right-hand side f(Y, θ)")
+
+    @field_validator("dynamics", mode="before")
+    @classmethod
+    def _dense_dynamics(cls, value):
+        if isinstance(value, str) and value.startswith("conv_"):
+            raise ValueError(f"{value!r} is a convolutional dynamics; expected a dense one (single, double, "
+                             f"antisymmetric, parabolic, hamiltonian), or model.kind = 'conv' with model.dynamics")
+        return value
     width: int = Field(8, ge=1, description="feature width of the block (y-stream for hamiltonian)")
     width_z: Optional[int] = Field(None, ge=1, description="z-stream width (hamiltonian only; default width)")
     hidden: Optional[int] = Field(None, ge=1, description="inner width of double / parabolic layers (default width)")
@@ -113,10 +158,132 @@ class BlockConfig(_Strict):
         return self
 
 
+ConvDynamicsName = Literal["conv_single", "conv_parabolic", "conv_second_order", "conv_antisymmetric",
+                           "conv_hamiltonian"]
+#: the keys of a convolutional model (kind = "conv"), and of a dense one
+CONV_MODEL_KEYS = ("widths", "blocks_per_stage", "dynamics", "method", "T", "steps", "nt", "controls",
+                   "activation", "normalization", "gamma", "kernel_size", "gradient", "adjoint_method",
+                   "adjoint_steps", "checkpoint_segment")
+DENSE_MODEL_KEYS = ("opening", "blocks")
+#: data sets whose samples are images (what kind = "conv" needs)
+IMAGE_DATASETS = ("digits", "fashion_mnist", "cifar10")
+
+
 class ModelConfig(_Strict):
+    """``[model]``: a dense :class:`~stablenet.models.ODEClassifier` (``kind = "dense"``: ``opening`` and
+    ``[[model.blocks]]``) or a multi-stage convolutional :class:`~stablenet.conv_models.ConvODENet`
+    (``kind = "conv"``: the keys of :class:`~stablenet.conv_models.ConvNetSpec` in ``[model]`` itself;
+    one ODE block per stage and ``blocks_per_stage``, all with the same dynamics, grid and method)."""
+
+    kind: Literal["dense", "conv"] = Field(
+        "dense", description="dense: ODE blocks on feature vectors ([[model.blocks]]); conv: multi-stage "
+        "convolutional ODE network on images (Ruthotto & Haber 2020; the keys marked conv)")
     opening: Literal["linear", "duplicate"] = Field(
-        "linear", description="opening layer: learned linear lift, or repeat the input features (seed 004)")
-    blocks: list[BlockConfig] = Field(..., min_length=1, description="the ODE blocks, in order ([[model.blocks]])")
+        "linear", description="dense: opening layer: learned linear lift, or repeat the input features (seed 004)")
+    blocks: list[BlockConfig] = Field(
+        default_factory=list, description="dense (required): the ODE blocks, in order ([[model.blocks]])")
+    widths: list[int] = Field([16, 32, 64], min_length=1, description="conv: channels of every stage; "
+                              "stages are joined by 1×1 convolution + 2×2 average pooling")
+    blocks_per_stage: int | list[int] = Field(1, description="conv: ODE blocks per stage, one number or one per stage")
+    dynamics: ConvDynamicsName = Field("conv_parabolic", description="conv: right-hand side of every block "
+                                       "(stablenet.dynamics.conv); conv_hamiltonian needs verlet, "
+                                       "conv_second_order leapfrog")
+    method: Optional[MethodName] = Field(None, description="conv (required): integrator")
+    T: Optional[float] = Field(None, gt=0, description="conv (required): final time of every block")
+    steps: Optional[int] = Field(None, ge=1, description="conv (required): state steps N of every block, h = T/N")
+    nt: Optional[int] = Field(None, ge=1, description="conv: control points of every block's weights (default: steps)")
+    controls: Literal["constant", "linear"] = Field("constant",
+                                                    description="conv: interpolation of the weights in time")
+    activation: ActivationName = Field("relu", description="conv: activation σ (blocks, opening, connectors)")
+    normalization: Literal["none", "batch", "instance", "tv"] = Field(
+        "instance", description="conv: normalization inside the blocks (batch statistics always) and in the "
+        "opening and connectors (batch: with running statistics there)")
+    gamma: float = Field(0.0, ge=0.0, description="conv: damping γ of conv_antisymmetric")
+    kernel_size: int = Field(3, ge=1, description="conv: odd kernel size of the blocks' convolutions")
+    gradient: Literal["autograd", "checkpoint", "reversible", "adjoint"] = Field(
+        "autograd", description="conv: gradient mode of every block (as model.blocks.gradient)")
+    adjoint_method: Optional[Literal["euler", "midpoint", "rk3", "rk4"]] = Field(
+        None, description="conv: integrator of the backward adjoint solve (gradient 'adjoint')")
+    adjoint_steps: Optional[int] = Field(None, ge=1, description="conv: steps of the backward adjoint solve")
+    checkpoint_segment: Optional[int] = Field(
+        None, ge=1, description="conv: steps per recomputed segment (gradient 'checkpoint')")
+
+    @field_validator("blocks_per_stage", mode="before")
+    @classmethod
+    def _positive_counts(cls, value):
+        def ok(v):
+            return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+        if ok(value) or (isinstance(value, list) and value and all(ok(v) for v in value)):
+            return value
+        raise ValueError("expected an integer ≥ 1 or a non-empty list of integers ≥ 1, one per stage")
+
+    @field_validator("widths", mode="before")
+    @classmethod
+    def _positive_widths(cls, value):
+        if isinstance(value, list) and value and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+            return value
+        raise ValueError("expected a non-empty list of channel counts ≥ 1, e.g. [16, 32, 64]")
+
+    @model_validator(mode="after")
+    def _kind_keys(self):
+        other = CONV_MODEL_KEYS if self.kind == "dense" else DENSE_MODEL_KEYS
+        for key in other:
+            if key in self.model_fields_set and getattr(self, key) != ModelConfig.model_fields[key].get_default(
+                    call_default_factory=True):  # (a saved config.json holds every key at its default)
+                raise ValueError(f"model.{key}: applies to model.kind {'conv' if self.kind == 'dense' else 'dense'!r} "
+                                 f"only; expected it unset with kind {self.kind!r}")
+        if self.kind == "dense":
+            if not self.blocks:
+                raise ValueError("model.blocks: a dense model needs at least one [[model.blocks]] table "
+                                 "(or set model.kind = 'conv' for a convolutional network)")
+            return self
+        for key in ("method", "T", "steps"):
+            if getattr(self, key) is None:
+                raise ValueError(f"model.{key}: required with model.kind 'conv' (no default time grid or integrator)")
+        if isinstance(self.blocks_per_stage, list) and len(self.blocks_per_stage) != len(self.widths):
+            raise ValueError(f"model.blocks_per_stage: {self.blocks_per_stage} has {len(self.blocks_per_stage)} "
+                             f"entries; expected one per stage ({len(self.widths)}, model.widths) or a single number")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"model.kernel_size: {self.kernel_size} is even; expected an odd size (same padding)")
+        if self.gamma and self.dynamics != "conv_antisymmetric":
+            raise ValueError(f"model.gamma: {self.gamma} applies to dynamics 'conv_antisymmetric' only, "
+                             f"not {self.dynamics!r}")
+        integrator = get_integrator(self.method)
+        two_stream = DYNAMICS[self.dynamics].two_stream
+        if integrator.separable and not two_stream:
+            raise ValueError(f"model.method: {self.method!r} needs dynamics 'conv_hamiltonian', got {self.dynamics!r}")
+        if integrator.second_order and self.dynamics != "conv_second_order":
+            raise ValueError(f"model.method: {self.method!r} integrates Y'' = f; expected dynamics "
+                             f"'conv_second_order', got {self.dynamics!r}")
+        if self.dynamics == "conv_second_order" and not integrator.second_order:
+            raise ValueError(f"model.dynamics: 'conv_second_order' needs method 'leapfrog', got {self.method!r}")
+        mode = make_gradient_mode(self.gradient, adjoint_method=self.adjoint_method,
+                                  adjoint_steps=self.adjoint_steps, checkpoint_segment=self.checkpoint_segment)
+        try:
+            mode.check(DYNAMICS[self.dynamics], integrator)
+        except ValueError as error:
+            raise ValueError(f"model.gradient: {self.gradient!r}: {error}") from None
+        return self
+
+    def conv_spec(self, in_channels: int, n_classes: int, *, steps: int | None = None, nt: int | None = None):
+        """The :class:`~stablenet.conv_models.ConvNetSpec` of a conv model (``steps``/``nt``: another grid)."""
+        from .conv_models import ConvNetSpec
+
+        keys = {k: getattr(self, k) for k in CONV_MODEL_KEYS}
+        keys.update(normalization=None if self.normalization == "none" else self.normalization,
+                    widths=tuple(self.widths), steps=steps or self.steps, nt=nt or self.nt or self.steps)
+        if isinstance(keys["blocks_per_stage"], list):
+            keys["blocks_per_stage"] = tuple(keys["blocks_per_stage"])
+        return ConvNetSpec(in_channels=in_channels, n_classes=n_classes, **keys)
+
+    def n_blocks(self) -> int:
+        """Number of ODE blocks (conv: summed over the stages)."""
+        if self.kind == "dense":
+            return len(self.blocks)
+        bps = self.blocks_per_stage
+        return sum(bps) if isinstance(bps, list) else bps * len(self.widths)
 
 
 #: optimizers of :mod:`stablenet.optim` (second derivatives through the network; autograd blocks only)
@@ -135,9 +302,16 @@ class TrainingConfig(_Strict):
                       "the line search (1 = full Newton step; their default is 1.0)")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     nesterov: bool = Field(False, description="Nesterov momentum (SGD)")
-    schedule: Literal["constant", "step", "cosine"] = Field("constant", description="learning-rate schedule per epoch")
+    schedule: Literal["constant", "step", "multistep", "cosine", "onecycle"] = Field(
+        "constant", description="learning-rate schedule: per epoch constant, step (× lr_decay every lr_step_epochs), "
+        "multistep (× lr_decay at each of lr_milestones), cosine (annealed to 0); onecycle: per batch, warm-up to "
+        "lr then annealing (torch OneCycleLR, over each level's epochs)")
     lr_step_epochs: int = Field(10, ge=1, description="step schedule: epochs between decays")
-    lr_decay: float = Field(0.5, gt=0, le=1, description="step schedule: factor per decay")
+    lr_decay: float = Field(0.5, gt=0, le=1, description="step / multistep schedule: factor per decay")
+    lr_milestones: list[int] = Field(default_factory=list, description="multistep schedule: the epochs after "
+                                     "which lr is multiplied by lr_decay, increasing, e.g. [60, 80]")
+    onecycle_pct_start: float = Field(0.3, gt=0, lt=1, description="onecycle schedule: fraction of the batches "
+                                      "spent warming up")
     weight_decay: float = Field(0.0, ge=0, description="L2 penalty on the network weights θ (opening and blocks)")
     classifier_weight_decay: float = Field(0.0, ge=0, description="L2 penalty on the classifier (W, μ)")
     smoothness: float = Field(0.0, ge=0, description="α of the time-smoothness regularizer α·Σ‖θ_{k+1} − θ_k‖²/h")
@@ -181,6 +355,18 @@ class TrainingConfig(_Strict):
                 or isinstance(value, int) and value < 1 or isinstance(value, float) and not 0 < value <= 1):
             raise ValueError("expected an integer ≥ 1 (points) or a fraction in (0, 1]")
         return value
+
+    @model_validator(mode="after")
+    def _milestones(self):
+        ms = self.lr_milestones
+        if self.schedule == "multistep":
+            if not ms or ms[0] < 1 or any(b <= a for a, b in zip(ms, ms[1:])):
+                raise ValueError(f"training.lr_milestones: {ms}; expected a non-empty increasing list of epochs "
+                                 f"≥ 1 with schedule 'multistep', e.g. [60, 80]")
+        elif ms:
+            raise ValueError(f"training.lr_milestones: {ms} applies to schedule 'multistep' only; expected it "
+                             f"unset with schedule {self.schedule!r}")
+        return self
 
     @model_validator(mode="after")
     def _optimizer_options(self):
@@ -249,6 +435,36 @@ class MultilevelConfig(_Strict):
         return [self.epochs_per_level] * self.levels
 
 
+class ParallelConfig(_Strict):
+    """``[parallel]``: layer-parallel training with MGRIT, optionally combined with data parallelism.
+
+    Every ODE block's forward and backward propagation is solved by multigrid reduction in time
+    (``gradient = "mgrit"``, :mod:`stablenet.parallel`; Günther et al., SIMODS 2020) with the time
+    steps split over ``layer_ranks`` processes.  Launch with ``torchrun --nproc_per_node=P
+    -m stablenet train CONFIG``: the P = layer_ranks × D processes form D data-parallel groups of
+    ``layer_ranks`` layer-parallel ranks; each group takes 1/D of every batch and the gradients
+    are averaged over the groups (the all-reduce DistributedDataParallel performs).  Without
+    torchrun (one process) layer_ranks must be 1 and MGRIT runs serially (same iterations, for
+    testing its effect on training).  Only rank 0 writes the run directory.
+    """
+
+    layer_ranks: int = Field(1, ge=1, description="processes that split every block's time steps (MGRIT); "
+                             "the world size given by torchrun must be a multiple of it")
+    coarsening: int = Field(4, ge=2, description="MGRIT coarsening factor m (every m-th time point is a C-point)")
+    max_levels: int = Field(3, ge=1, description="MGRIT grid levels (1: sequential stepping, exact)")
+    relaxation: str = Field("FCF", pattern=r"^F(CF)*$", description="MGRIT relaxation: F, FCF, FCFCF, …")
+    max_iterations: int = Field(10, ge=0, description="most MGRIT V-cycles per solve (forward and adjoint); "
+                                "with tolerance = 0 a fixed number of cycles: inexact forward and gradient")
+    tolerance: float = Field(1e-8, ge=0, description="MGRIT stops at a relative residual ≤ tolerance "
+                             "(converged: the exact discrete gradient up to it)")
+    fmg: bool = Field(False, description="start each MGRIT solve from a full-multigrid (nested iteration) guess")
+
+    def mgrit_options(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`stablenet.parallel.MGRITOptions`."""
+        return dict(m=self.coarsening, max_levels=self.max_levels, relax=self.relaxation,
+                    max_iter=self.max_iterations, rtol=self.tolerance, fmg=self.fmg)
+
+
 class Config(_Strict):
     seed: int = Field(0, ge=0, description="seed for data, initialization and batch order")
     data: DataConfig = Field(default_factory=DataConfig)
@@ -256,11 +472,31 @@ class Config(_Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     multilevel: Optional[MultilevelConfig] = Field(
         None, description="multilevel (cascadic) training in depth; see [multilevel]")
+    parallel: Optional[ParallelConfig] = Field(
+        None, description="layer-parallel (MGRIT) and data-parallel training under torchrun; see [parallel]")
 
     @model_validator(mode="after")
     def _multilevel_fits_the_blocks(self):
         if self.multilevel is not None:
             self.level_grids()
+        return self
+
+    @model_validator(mode="after")
+    def _parallel_fits_the_model(self):
+        if self.parallel is None:
+            return self
+        if self.training.optimizer in NEWTON_OPTIMIZERS:
+            raise ValueError(f"parallel: layer-parallel training works with optimizers sgd, adam, lbfgs; "
+                             f"expected one of them, got training.optimizer {self.training.optimizer!r}")
+        for k, block in enumerate(self.model.blocks):
+            if block.gradient != "autograd":
+                raise ValueError(f"model.blocks.{k}.gradient: {block.gradient!r} with [parallel], which solves "
+                                 f"every block by MGRIT; expected it unset ('autograd')")
+            scheme = get_integrator(block.method)
+            if scheme.multistep or scheme.second_order:
+                raise ValueError(f"model.blocks.{k}.method: {block.method!r} with [parallel]: MGRIT needs a "
+                                 f"one-step scheme (its step must depend on Y_j alone); expected a Runge–Kutta "
+                                 f"method or verlet")
         return self
 
     @model_validator(mode="after")
@@ -274,6 +510,26 @@ class Config(_Strict):
                         f"again); expected 'autograd'")
         return self
 
+    @model_validator(mode="after")
+    def _conv_model_fits(self):
+        """kind = "conv" needs image data and a first-order optimizer; [data.augment] needs kind = "conv"."""
+        conv = self.model.kind == "conv"
+        if self.data.augment is not None and not conv:
+            raise ValueError("data.augment: applies to convolutional models (model.kind = 'conv') only; "
+                             "expected it unset with model.kind 'dense'")
+        if not conv:
+            return self
+        if self.data.name not in IMAGE_DATASETS:
+            raise ValueError(f"model.kind: 'conv' needs an image data set ({', '.join(IMAGE_DATASETS)}); "
+                             f"got data.name {self.data.name!r}")
+        if self.training.optimizer in NEWTON_OPTIMIZERS:
+            raise ValueError(f"training.optimizer: {self.training.optimizer!r} is not available for "
+                             f"model.kind 'conv'; expected sgd, adam or lbfgs")
+        if self.parallel is not None:
+            raise ValueError("parallel: layer-parallel training is not available for model.kind 'conv'; "
+                             "expected [parallel] unset")
+        return self
+
     def level_grids(self) -> list[list[tuple[int, int]]]:
         """(steps, nt) of every block on every training level, coarsest level first.
 
@@ -281,7 +537,15 @@ class Config(_Strict):
         2^(ℓ−1) times the steps and control points of the first level.  ValueError (one line,
         naming the keys) when the configured grids cannot be halved down to the first level.
         """
-        blocks = [(b.steps, b.nt or b.steps) for b in self.model.blocks]
+        m = self.model
+        if m.kind == "conv":  # every block of a conv model has the grid of [model]
+            blocks = [(m.steps, m.nt or m.steps)] * m.n_blocks()
+        else:
+            blocks = [(b.steps, b.nt or b.steps) for b in m.blocks]
+
+        def name(k):
+            return f"model.blocks.{k}" if m.kind == "dense" else "model"
+
         ml = self.multilevel
         if ml is None:
             return [blocks]
@@ -292,7 +556,7 @@ class Config(_Strict):
                 start = ml.start_steps
                 if (start * nt) % steps:
                     raise ValueError(
-                        f"multilevel.start_steps: {start} steps with model.blocks.{k}'s nt/steps = {nt}/{steps} "
+                        f"multilevel.start_steps: {start} steps with {name(k)}'s nt/steps = {nt}/{steps} "
                         f"give {start * nt / steps:g} control points on the first level; expected "
                         f"start_steps·nt/steps to be a whole number")
                 first.append((start, start * nt // steps))
@@ -300,7 +564,7 @@ class Config(_Strict):
             for key, value in (("steps", steps), ("nt", nt)):
                 if value % factor:
                     raise ValueError(
-                        f"multilevel.levels: {ml.levels} levels start from model.blocks.{k}.{key} / "
+                        f"multilevel.levels: {ml.levels} levels start from {name(k)}.{key} / "
                         f"2^(levels − 1) = {value}/{factor}, not a whole number; expected {key} divisible "
                         f"by {factor} (or set multilevel.start_steps)")
             first.append((steps // factor, nt // factor))
@@ -415,17 +679,19 @@ def _type_name(annotation) -> str:
 def config_reference() -> str:
     """Markdown reference of every key, generated from the schema."""
     out = []
-    for title, model in [("top level", Config), ("[data]", DataConfig), ("[model]", ModelConfig),
+    for title, model in [("top level", Config), ("[data]", DataConfig),
+                         ("[data.augment] (optional; convolutional models)", AugmentConfig), ("[model]", ModelConfig),
                          ("[[model.blocks]]", BlockConfig), ("[training]", TrainingConfig),
-                         ("[multilevel] (optional)", MultilevelConfig)]:
+                         ("[multilevel] (optional)", MultilevelConfig),
+                         ("[parallel] (optional; torchrun)", ParallelConfig)]:
         out.append(f"### {title}\n\n| key | type | default | meaning |\n|---|---|---|---|")
         for name, field in model.model_fields.items():
-            if name in ("data", "model", "training", "multilevel"):
+            if name in ("data", "model", "training", "multilevel", "parallel", "augment"):
                 continue
             if field.is_required():
                 default = "**required**"
             elif field.default_factory is not None:
-                default = "`{}`"
+                default = f"`{field.default_factory()!r}`".replace("'", '"')
             else:
                 default = f"`{field.default!r}`".replace("'", '"')
             out.append(f"| `{name}` | {_type_name(field.annotation)} | {default} | {field.description or ''} |")

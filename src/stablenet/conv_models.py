@@ -27,6 +27,7 @@ Inside the blocks the dynamics normalize with batch statistics always (see
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping, Sequence
 
@@ -324,6 +325,62 @@ class ConvNetSpec:
                           normalization=self.normalization, activation=self.activation)
 
 
+class ImageClassifier(ConvODENet):
+    """A classifying :class:`ConvODENet` for :class:`stablenet.data.Dataset` images, what
+    ``stablenet train`` builds for ``model.kind = "conv"``.
+
+    It accepts the data sets' flat feature vectors (batch, C·H·W) as well as image batches
+    (batch, C, H, W): flat input is reshaped to ``image_shape`` (C, H, W); then every channel is
+    standardized, (x − mean_c) / std_c, with the buffers ``input_mean`` / ``input_std`` (saved
+    with the weights; 0 and 1 unless given), so evaluation, plots and analysis of a trained run
+    need no separate preprocessing.  Training-time augmentation (crop, flip) acts on the raw
+    images before the model.
+    """
+
+    def __init__(self, image_shape: Sequence[int], n_classes: int,
+                 stages: Sequence[ODEBlock | Sequence[ODEBlock]], *, mean=None, std=None, **kwargs):
+        shape = tuple(int(s) for s in image_shape)
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"image_shape must be (channels, H, W), got {tuple(image_shape)!r}")
+        super().__init__(shape[0], n_classes, stages, head="classifier", **kwargs)
+        self.image_shape = shape
+        mean = torch.zeros(shape[0]) if mean is None else torch.as_tensor(mean, dtype=torch.float32)
+        std = torch.ones(shape[0]) if std is None else torch.as_tensor(std, dtype=torch.float32)
+        if mean.shape != (shape[0],) or std.shape != (shape[0],) or not bool((std > 0).all()):
+            raise ValueError(f"mean and std must hold one value per channel ({shape[0]}), std > 0; got "
+                             f"{mean.tolist()} and {std.tolist()}")
+        self.register_buffer("input_mean", mean.clone())
+        self.register_buffer("input_std", std.clone())
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Flat vectors → images (batch, C, H, W), standardized per channel."""
+        if isinstance(x, torch.Tensor) and x.dim() == 2:
+            if x.shape[1] != math.prod(self.image_shape):
+                raise ValueError(f"x has {x.shape[1]} features, expected {math.prod(self.image_shape)} "
+                                 f"(images {self.image_shape})")
+            x = x.reshape(-1, *self.image_shape)
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must be flat images (batch, {math.prod(self.image_shape)}) or (batch, "
+                             f"{', '.join(map(str, self.image_shape))}), got {shape}")
+        return (x - self.input_mean[:, None, None]) / self.input_std[:, None, None]
+
+    def features(self, x: torch.Tensor, *, return_states: bool = False):
+        return super().features(self.prepare(x), return_states=return_states)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", image_shape={self.image_shape}"
+
+
+def build_image_classifier(spec: ConvNetSpec, image_shape: Sequence[int], *, mean=None, std=None) -> ImageClassifier:
+    """The :class:`ImageClassifier` of a (classifier) :class:`ConvNetSpec` for images of ``image_shape``."""
+    if spec.head != "classifier":
+        raise ValueError(f"an ImageClassifier needs head 'classifier', got {spec.head!r}")
+    stages = [[spec.make_block(w) for _ in range(n)] for w, n in zip(spec.widths, spec.blocks_per_stage)]
+    return ImageClassifier(image_shape, spec.n_classes, stages, mean=mean, std=std,
+                           normalization=spec.normalization, activation=spec.activation)
+
+
 def build_conv_net(description: Mapping[str, Any] | ConvNetSpec) -> ConvODENet:
     """A :class:`ConvODENet` from a :class:`ConvNetSpec` or its plain-mapping form."""
     spec = description if isinstance(description, ConvNetSpec) else ConvNetSpec.from_dict(description)
@@ -341,5 +398,5 @@ def segmentation_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     return F.cross_entropy(scores, labels)
 
 
-__all__ = ["ConvODENet", "ConvNetSpec", "build_conv_net", "TVNorm", "image_norm", "pixel_accuracy",
-           "segmentation_loss", "HEADS"]
+__all__ = ["ConvODENet", "ConvNetSpec", "build_conv_net", "ImageClassifier", "build_image_classifier", "TVNorm",
+           "image_norm", "pixel_accuracy", "segmentation_loss", "HEADS"]

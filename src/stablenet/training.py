@@ -58,6 +58,7 @@ from .config import NEWTON_OPTIMIZERS, BlockConfig, Config, ConfigError, parse_c
 from .dynamics import DYNAMICS
 from .gradients import make_gradient_mode
 from .models import ODEClassifier, get_loss
+from .parallel.context import ParallelContext
 
 
 class TrainingError(RuntimeError):
@@ -83,16 +84,86 @@ def build_block(cfg: BlockConfig) -> ODEBlock:
                     gradient=gradient)
 
 
-def build_model(config: Config, in_features: int, n_classes: int, *, level: int | None = None) -> ODEClassifier:
+def build_model(config: Config, in_features: int, n_classes: int, *, level: int | None = None,
+                image_shape: tuple[int, ...] | None = None) -> ODEClassifier:
     """The classifier network of a configuration, initialized from ``config.seed``.
 
     ``level`` (1 = coarsest) picks the state steps and control points of a ``[multilevel]``
     configuration's level; the default is its finest level, the network its run ends with.
+    ``model.kind = "conv"`` gives a :class:`stablenet.conv_models.ImageClassifier` for images of
+    ``image_shape`` (the data set's: (H, W) for one channel, or (C, H, W)), which takes the flat
+    feature vectors of the data sets.
     """
+    _check_device(config.training.device)
     torch.manual_seed(config.seed)
+    if config.model.kind == "conv":
+        return _build_conv_model(config, in_features, n_classes, level, image_shape)
     blocks = [build_block(b) for b in _blocks_at_level(config, level)]
     model = ODEClassifier(in_features, n_classes, blocks, opening=config.model.opening)
     return model.to(dtype=getattr(torch, config.training.dtype), device=config.training.device)
+
+
+def _check_device(name: str) -> None:
+    """training.device names a device this torch can use (one line otherwise)."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"training.device: {name!r} is not a torch device; expected e.g. 'cpu' or 'cuda'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"training.device: {name!r} but this torch has no usable CUDA device "
+                         f"(torch {torch.__version__}); expected 'cpu' here (--set training.device=cpu)")
+
+
+def _build_conv_model(config: Config, in_features: int, n_classes: int, level: int | None, image_shape):
+    from .conv_models import build_image_classifier
+
+    if image_shape is None:
+        raise ValueError("model.kind 'conv' needs image data: the data set has no image_shape")
+    shape = tuple(image_shape) if len(image_shape) == 3 else (1, *image_shape)
+    if math.prod(shape) != in_features:
+        raise ValueError(f"image_shape {tuple(image_shape)} does not hold {in_features} features")
+    grids = config.level_grids()
+    level = len(grids) if level is None else level
+    if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= len(grids):
+        raise ValueError(f"level must be an integer in 1..{len(grids)}, got {level!r}")
+    steps, nt = grids[level - 1][0]
+    model = build_image_classifier(config.model.conv_spec(shape[0], n_classes, steps=steps, nt=nt), shape)
+    return model.to(dtype=getattr(torch, config.training.dtype), device=config.training.device)
+
+
+def _image_statistics(config: Config, model, x_train: torch.Tensor) -> None:
+    """Set an ImageClassifier's input standardization from ``[data.augment]`` (fixed mean/std, or
+    the per-channel statistics of the training images with ``normalize = true``)."""
+    aug = config.data.augment
+    if aug is None or not (aug.normalize or aug.mean is not None):
+        return
+    from .data.augment import channel_stats
+
+    if aug.mean is not None:
+        mean, std = torch.tensor(aug.mean, dtype=torch.float64), torch.tensor(aug.std, dtype=torch.float64)
+    else:
+        mean, std = channel_stats(x_train.cpu().reshape(-1, *model.image_shape))
+    if mean.shape != model.input_mean.shape:
+        raise ValueError(f"data.augment: {mean.numel()} channel means for images with "
+                         f"{model.input_mean.numel()} channels; expected one per channel")
+    with torch.no_grad():
+        model.input_mean.copy_(mean)
+        model.input_std.copy_(std)
+
+
+def _batch_augmentation(config: Config, model):
+    """``augment(xb, generator)``: crop + flip of a training batch (images), or None."""
+    aug = config.data.augment
+    if aug is None or not (aug.padding or aug.flip):
+        return None
+    from .data.augment import Augmentation
+
+    transform = Augmentation(padding=aug.padding, flip=aug.flip)
+
+    def augment(xb: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return transform(xb.reshape(-1, *model.image_shape), generator)
+
+    return augment
 
 
 def _blocks_at_level(config: Config, level: int | None) -> list[BlockConfig]:
@@ -176,12 +247,20 @@ def _newton_optimizer(config: Config, model: ODEClassifier):
     return cls(network, model, varpro=vp, **options)
 
 
-def _scheduler(config: Config, optimizer, epochs: int | None = None):
-    """The learning-rate schedule over ``epochs`` (default training.epochs; one level's epochs)."""
+def _scheduler(config: Config, optimizer, epochs: int | None = None, batches: int = 1):
+    """The learning-rate schedule over ``epochs`` (default training.epochs; one level's epochs).
+
+    ``onecycle`` is stepped after every one of the ``batches`` per epoch, the others once per epoch.
+    """
     t = config.training
     optimizer = getattr(optimizer, "theta_optimizer", optimizer)  # BlockCoordinateDescent's θ optimizer
     if t.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=t.lr_step_epochs, gamma=t.lr_decay)
+    if t.schedule == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(t.lr_milestones), gamma=t.lr_decay)
+    if t.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=t.lr, total_steps=(epochs or t.epochs) * batches,
+                                                   pct_start=t.onecycle_pct_start)
     if t.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs or t.epochs)
     return None
@@ -190,8 +269,13 @@ def _scheduler(config: Config, optimizer, epochs: int | None = None):
 # -- evaluation -----------------------------------------------------------------------------------
 @torch.no_grad()
 def evaluate(model: ODEClassifier, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
-             batch_size: int = 4096) -> tuple[float, float]:
-    """(mean loss, accuracy) of ``model`` on (x, y), in batches."""
+             batch_size: int | None = None) -> tuple[float, float]:
+    """(mean loss, accuracy) of ``model`` on (x, y), in batches (default 4096 points; 500 images for
+    convolutional models, whose normalization inside the blocks uses each batch's statistics)."""
+    if batch_size is None:
+        from .conv_models import ConvODENet
+
+        batch_size = 500 if isinstance(model, ConvODENet) else 4096
     was_training = model.training
     model.eval()
     total_loss, correct = 0.0, 0
@@ -249,7 +333,12 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
     from .data import load_dataset
 
     out_dir = Path(out_dir)
+    try:  # the process grid of [parallel] (one process without it); joins torchrun's group
+        parallel = ParallelContext.from_config(config.parallel)
+    except ValueError as error:
+        raise TrainingError(str(error)) from None
     check_run_dir(out_dir, resume=resume, overwrite=overwrite)
+    parallel.barrier()  # every rank has checked the run directory before rank 0 creates it
     # everything that can fail on bad input happens before the run directory is touched
     data = dataset or load_dataset(config.data.name, seed=config.seed, data_dir=config.data.data_dir,
                                    **config.data.options)
@@ -269,8 +358,13 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
         if level != expected:
             raise TrainingError(f"cannot resume {out_dir}: its checkpoint is at level {level!r} after epoch "
                                 f"{done}, expected level {expected}")
-    model = build_model(config, data.in_features, data.n_classes, level=level if multilevel else None)
-    if not resume:
+    model = build_model(config, data.in_features, data.n_classes, level=level if multilevel else None,
+                        image_shape=data.image_shape)
+    _image_statistics(config, model, data.train.x)  # conv: the input standardization ([data.augment])
+    augment = _batch_augmentation(config, model)  # conv: random crop / flip of every training batch
+    parallel.apply(model)  # [parallel]: every block solved by MGRIT on this rank's layer group
+    writer = parallel.writer  # only rank 0 writes the run directory
+    if not resume and writer:
         create_run_dir(out_dir, overwrite=overwrite)
         write_json(out_dir / "config.json", config.model_dump(mode="json"))
         if config_text is not None:
@@ -285,7 +379,8 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
 
     loss_fn = get_loss(t.loss)
     optimizer = _optimizer(config, model)
-    scheduler = _scheduler(config, optimizer, level_epochs[level - 1])
+    steps_per_epoch = math.ceil(len(data.train) / t.batch_size)
+    scheduler = _scheduler(config, optimizer, level_epochs[level - 1], steps_per_epoch)
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, float]] = []
     best: dict[str, Any] = {"val_accuracy": -1.0, "epoch": 0}
@@ -312,7 +407,7 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
     penalty = (lambda: t.smoothness * smoothness(model)) if t.smoothness else None
     n = len(x_train)
     batches = math.ceil(n / t.batch_size)
-    bar = _progress_bar(progress, total=level_ends[-1] * batches, initial=len(history) * batches)
+    bar = _progress_bar(progress and writer, total=level_ends[-1] * batches, initial=len(history) * batches)
     try:
         for epoch in range(len(history) + 1, level_ends[-1] + 1):
             start = time.perf_counter()
@@ -322,15 +417,19 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
                 level += 1
                 refine(model, grids[level - 1])
                 optimizer = _optimizer(config, model)
-                scheduler = _scheduler(config, optimizer, level_epochs[level - 1])
+                scheduler = _scheduler(config, optimizer, level_epochs[level - 1], steps_per_epoch)
                 best = {"val_accuracy": -1.0, "epoch": 0}
                 levels.append(_level_record(level, grids[level - 1]))
             model.train()
             order = torch.randperm(n, generator=generator).to(device)
             loss_sum, correct = 0.0, 0
             for b in range(batches):
-                idx = order[b * t.batch_size:(b + 1) * t.batch_size]
+                batch_idx = order[b * t.batch_size:(b + 1) * t.batch_size]
+                idx = parallel.shard(batch_idx)  # this data-parallel group's part (all of it serially)
+                share = len(idx) / len(batch_idx)
                 xb, yb = x_train[idx], y_train[idx]
+                if augment is not None:  # drawn from the batch-order generator: resume stays exact
+                    xb = augment(xb, generator)
                 out: dict[str, torch.Tensor] = {}
                 if newton:  # one inexact Newton step; penalty R(θ) = α·smoothness, weight decay in the groups
                     out["loss"] = optimizer.step(xb, yb, penalty)
@@ -341,24 +440,30 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
                     scores = model(xb)
                     loss = objective(scores, yb)
                     loss.backward()
+                    if parallel.data_ranks > 1:  # the whole batch's gradient and loss (DDP's all-reduce)
+                        parallel.reduce_gradients(model.parameters(), share)
+                        loss = loss.new_tensor(parallel.reduce_sum([float(loss.detach()) * share])[0])
                     out.setdefault("scores", scores.detach())
                     out.setdefault("loss", loss.detach())
                     return loss
 
                 if not newton:
                     optimizer.step(closure)
+                if scheduler is not None and t.schedule == "onecycle":  # a per-batch schedule
+                    scheduler.step()
                 batch_loss = float(out["loss"])
                 if not math.isfinite(batch_loss):
                     raise TrainingError(
                         f"non-finite loss ({batch_loss}) in epoch {epoch}, batch {b + 1}: training stopped; "
                         f"the last good checkpoint (epoch {len(history)}) is kept in {out_dir}. "
                         f"Try a smaller training.lr or a more stable architecture.")
-                loss_sum += batch_loss * len(idx)
+                loss_sum += batch_loss * len(batch_idx)
                 correct += int((out["scores"].argmax(1) == yb).sum())
                 if bar is not None:
                     bar.update(1)
-            if scheduler is not None:
+            if scheduler is not None and t.schedule != "onecycle":
                 scheduler.step()
+            correct = int(parallel.reduce_sum([correct])[0])
             val_loss, val_acc = evaluate(model, x_val, y_val, loss_fn)
             seconds = time.perf_counter() - start
             wall += seconds
@@ -370,23 +475,24 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
             if val_acc > best["val_accuracy"]:
                 best = {"val_accuracy": val_acc, "val_loss": val_loss, "epoch": epoch,
                         "train_accuracy": record["train_accuracy"]}
-                if multilevel:
+                if multilevel and writer:
                     meta = _level_metadata(level, model)
                     save_weights(out_dir / f"best-level-{level}.safetensors", model, meta)
                     save_weights(out_dir / "best.safetensors", model, meta)
-                else:
+                elif writer:
                     save_weights(out_dir / "best.safetensors", model)
             if multilevel:
                 levels[-1].update(epochs=levels[-1]["epochs"] + 1, wall_time_s=levels[-1]["wall_time_s"] + seconds,
                                   val_accuracy=best["val_accuracy"], val_loss=best["val_loss"],
                                   train_accuracy=best["train_accuracy"], best_epoch=best["epoch"])
-            save_checkpoint(out_dir, {
-                "config": config.model_dump(mode="json"), "epoch": epoch, "history": history, "best": best,
-                "wall_time_s": wall, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "generator": generator.get_state(), "level": level, "levels": levels,
-            }, tag=f"{epoch:05d}")
-            _write_history(out_dir, history)
+            if writer:
+                save_checkpoint(out_dir, {
+                    "config": config.model_dump(mode="json"), "epoch": epoch, "history": history, "best": best,
+                    "wall_time_s": wall, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "generator": generator.get_state(), "level": level, "levels": levels,
+                }, tag=f"{epoch:05d}")
+                _write_history(out_dir, history)
             if bar is not None:
                 extra = {"level": level} if multilevel else {}
                 bar.set_postfix(loss=f"{record['train_loss']:.4f}", acc=f"{record['train_accuracy']:.3f}",
@@ -395,6 +501,7 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
         if bar is not None:
             bar.close()
 
+    parallel.barrier()  # rank 0 has written the best weights
     load_weights(out_dir / "best.safetensors", model)
     metrics: dict[str, Any] = {
         "train_accuracy": best["train_accuracy"],
@@ -412,12 +519,15 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
         metrics["levels"] = [dict(record) for record in levels]
         if data.test is not None:  # the test accuracy of every level's best weights
             for record in metrics["levels"]:
-                coarse = build_model(config, data.in_features, data.n_classes, level=record["level"])
+                coarse = build_model(config, data.in_features, data.n_classes, level=record["level"],
+                                     image_shape=data.image_shape)
                 load_weights(out_dir / f"best-level-{record['level']}.safetensors", coarse)
                 record["test_accuracy"] = evaluate(coarse, data.test.x.to(device, dtype), data.test.y.to(device),
                                                    loss_fn)[1]
     metrics.update(dataset=data.name, config=config.model_dump(mode="json"), stablenet_version=__version__)
-    write_json(out_dir / "metrics.json", metrics)
+    if writer:
+        write_json(out_dir / "metrics.json", metrics)
+    parallel.close()
     return metrics
 
 
@@ -493,10 +603,13 @@ def load_run(run_dir: str | Path):
     except json.JSONDecodeError as exc:
         raise TrainingError(f"{run_dir / 'config.json'} is not valid JSON: {exc}") from None
     config = parse_config(raw)
+    if torch.device(config.training.device).type == "cuda" and not torch.cuda.is_available():
+        # a run trained on a GPU is evaluated / plotted / analysed on this machine's CPU
+        config = config.model_copy(update={"training": config.training.model_copy(update={"device": "cpu"})})
     data = load_dataset(config.data.name, seed=config.seed, data_dir=config.data.data_dir, **config.data.options)
     # a multilevel run's best weights belong to the level named in their metadata
     level = _weights_level(run_dir / "best.safetensors", config) if config.multilevel is not None else None
-    model = build_model(config, data.in_features, data.n_classes, level=level)
+    model = build_model(config, data.in_features, data.n_classes, level=level, image_shape=data.image_shape)
     load_weights(run_dir / "best.safetensors", model)
     model.eval()
     return config, model, data

@@ -52,15 +52,21 @@ def _states(block: ODEBlock, x: torch.Tensor, steps: int) -> torch.Tensor:
         return block(x, steps=steps, return_states=True)[:-1]
 
 
-def layer_jacobians(block: ODEBlock, x: torch.Tensor, *, steps: int | None = None) -> LayerJacobians:
+def layer_jacobians(block: ODEBlock, x: torch.Tensor, *, steps: int | None = None, crop: int = 6,
+                    samples: int | None = None) -> LayerJacobians:
     """Per-layer, per-sample Jacobians of the block's dynamics at its propagated states.
 
     Batched with torch.func (``vmap`` over layers and samples of ``jacrev``): one call, no Python
     loop over samples.
+
+    Convolutional blocks (image states (batch, C, H, W)): see :func:`conv_layer_jacobians`
+    (``crop``, ``samples``); the Jacobians are of the flattened states.
     """
     if not isinstance(block, ODEBlock):
         raise TypeError(f"block must be an ODEBlock, got {type(block).__name__}")
     N = block.steps if steps is None else _checks.positive_int("steps", steps)
+    if getattr(block.dynamics, "feature_dim", -1) == 1:
+        return conv_layer_jacobians(block, x, steps=N, crop=crop, samples=samples)
     _checks.finite_state("x", x, block.dynamics.width)
     dyn = block.dynamics
     states = _states(block, x, N)
@@ -82,6 +88,76 @@ def layer_jacobians(block: ODEBlock, x: torch.Tensor, *, steps: int | None = Non
         J = per_layer(states, thetas)
     integrator = block.integrator
     return LayerJacobians(J, h, integrator.name, integrator.second_order)
+
+
+def conv_layer_jacobians(block: ODEBlock, x: torch.Tensor, *, steps: int | None = None, crop: int = 6,
+                         samples: int | None = None) -> LayerJacobians:
+    """Jacobians of a convolutional block's dynamics, ∂f/∂Y of the flattened image state.
+
+    The states Y_0 … Y_{N−1} are propagated from the whole batch ``x`` (batch, C, H, W) (z_0 = 0
+    for two-stream blocks); at every layer j the Jacobian is taken for the first ``samples``
+    images (default all) on the centre ``crop`` × ``crop`` window of Y_j (the whole image when
+    it is smaller): f restricted to that window with zero values outside it, the zero "same"
+    padding of the convolutions (a full 28×28×16 Jacobian would have 12544² entries).  For the
+    parabolic dynamics the restriction keeps the structure −K̃ᵀ diag(σ') K̃ with K̃ the windowed
+    convolution, so its spectrum is still ≤ 0.
+
+    ``normalization = "batch"`` normalizes with the statistics of the whole batch; the Jacobian is
+    taken with those statistics recorded at Y_j and held fixed
+    (:func:`stablenet.dynamics.conv.frozen_batch_statistics`): the per-sample Jacobian of a large
+    batch, where one image's effect on the statistics (O(1/batch)) vanishes.  N is then a
+    positive per-channel scaling and −Kᵀ diag(σ'/s) K stays negative semidefinite.  Instance and
+    TV normalizations act per image and are differentiated exactly.
+    """
+    from ..dynamics.conv import frozen_batch_statistics
+
+    N = block.steps if steps is None else _checks.positive_int("steps", steps)
+    crop = _checks.positive_int("crop", crop)
+    dyn = block.dynamics
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        raise ValueError(f"x must be image states (batch, {dyn.width}, H, W), got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    _checks.finite_state("x", x, dyn.width, 1)
+    B = x.shape[0] if samples is None else min(_checks.positive_int("samples", samples), x.shape[0])
+    with torch.no_grad():
+        if dyn.two_stream:
+            ys, zs = block((x, x.new_zeros(x.shape[0], dyn.width_z, *x.shape[2:])), steps=N, return_states=True)
+        else:
+            ys, zs = block(x, steps=N, return_states=True), None
+    h = block.T / N
+    thetas = tuple(w.detach() for w in block.weights_at([j * h for j in range(N)]))
+    H, W = x.shape[-2:]
+    ch, cw = min(crop, H), min(crop, W)
+    r0, c0 = (H - ch) // 2, (W - cw) // 2
+
+    def window(t):
+        return t[:B, :, r0:r0 + ch, c0:c0 + cw]
+
+    ny = dyn.width * ch * cw
+    Js = []
+    for j in range(N):
+        theta = tuple(w[j] for w in thetas)
+        with torch.no_grad(), frozen_batch_statistics() as stats:   # the whole batch's statistics
+            dyn((ys[j], zs[j]) if dyn.two_stream else ys[j], *theta)
+        if dyn.two_stream:
+            flat = torch.cat([window(ys[j]).reshape(B, -1), window(zs[j]).reshape(B, -1)], dim=1)
+
+            def f(state, theta=theta, stats=stats):
+                y = state[:ny].reshape(1, dyn.width, ch, cw)
+                z = state[ny:].reshape(1, dyn.width_z, ch, cw)
+                with frozen_batch_statistics(stats):
+                    dy, dz = dyn((y, z), *theta)
+                return torch.cat([dy.reshape(-1), dz.reshape(-1)])
+        else:
+            flat = window(ys[j]).reshape(B, -1)
+
+            def f(state, theta=theta, stats=stats):
+                with frozen_batch_statistics(stats):
+                    return dyn(state.reshape(1, dyn.width, ch, cw), *theta).reshape(-1)
+        with torch.no_grad():
+            Js.append(vmap(jacrev(f))(flat))
+    integrator = block.integrator
+    return LayerJacobians(torch.stack(Js), h, integrator.name, integrator.second_order)
 
 
 def summarize(lj: LayerJacobians, tol: float = 1e-6) -> dict:

@@ -12,18 +12,30 @@ from .jacobian import layer_jacobians, summarize
 from .sensitivity import forward_sensitivity
 
 
-def analyze_run(run_dir: str | Path, out_dir: str | Path | None = None, *, samples: int = 200) -> dict:
+def analyze_run(run_dir: str | Path, out_dir: str | Path | None = None, *, samples: int | None = None,
+                crop: int = 6, batch: int = 200) -> dict:
     """Eigenvalue figures (one per block), a sensitivity figure and ``stability.json``.
 
-    Uses ``samples`` validation inputs, propagated through the opening layer to each block; the
-    analysis runs in float64 on a copy of the trained weights.
+    Uses ``samples`` validation inputs (default 200), propagated through the opening layer to each
+    block; the analysis runs in float64 on a copy of the trained weights.
+
+    Convolutional runs (``model.kind = "conv"``): ``batch`` validation images (default 200) are
+    propagated through the network (the batch normalization inside the blocks sees their
+    statistics), and the layer Jacobians are those of the first ``samples`` (default 4) on the
+    centre ``crop`` × ``crop`` window of each block's states, with the batch statistics held fixed
+    (:func:`stablenet.analysis.jacobian.conv_layer_jacobians`); no sensitivity curves.
     """
+    from ..conv_models import ImageClassifier
     from ..training import load_run
 
     run_dir = Path(run_dir)
     config, model, data = load_run(run_dir)
     out = Path(out_dir) if out_dir is not None else run_dir / "analysis"
     model = model.to(torch.float64)
+    if isinstance(model, ImageClassifier):
+        return _analyze_conv(run_dir, out, model, data, samples=4 if samples is None else samples, crop=crop,
+                             batch=batch)
+    samples = 200 if samples is None else samples
     x = data.val.x[:samples].to(torch.float64)
     report: dict = {"run": str(run_dir), "samples": int(x.shape[0]), "blocks": []}
     curves, figures = [], []
@@ -47,6 +59,45 @@ def analyze_run(run_dir: str | Path, out_dir: str | Path | None = None, *, sampl
         with torch.no_grad():
             y = block(y)
     figures.append(plot_sensitivity(curves, out / "sensitivity.png"))
+    blocks = report["blocks"]
+    report["network"] = {
+        "max_real": max(b["max_real"] for b in blocks),
+        "max_amplification": max(b["max_amplification"] for b in blocks),
+        "fraction_stable": sum(b["fraction_stable"] * b["steps"] for b in blocks) / sum(b["steps"] for b in blocks),
+    }
+    report["figures"] = [f.name for f in figures]
+    write_json(out / "stability.json", report)
+    return report
+
+
+def _analyze_conv(run_dir: Path, out: Path, model, data, *, samples: int, crop: int, batch: int) -> dict:
+    x = data.val.x[:max(batch, samples)].to(torch.float64)
+    report: dict = {"run": str(run_dir), "samples": min(samples, int(x.shape[0])), "batch": int(x.shape[0]),
+                    "crop": crop, "linearization": "per image, on the centre crop×crop window of each block's "
+                    "states (zero outside), batch-normalization statistics of the batch held fixed",
+                    "blocks": []}
+    figures = []
+    k = 0
+    model.eval()
+    with torch.no_grad():
+        y = model.opening(model.prepare(x))
+    for i, stage in enumerate(model.stages):
+        if i:
+            with torch.no_grad():
+                y = model.connectors[i - 1](y)
+        for block in stage:
+            block = as_float64(block)
+            lj = layer_jacobians(block, y, crop=crop, samples=samples)
+            summary = summarize(lj)
+            report["blocks"].append({"block": k, "stage": i, "dynamics": block.dynamics.kind,
+                                     "state_shape": list(y.shape[1:]), "jacobian_size": int(lj.jacobians.shape[-1]),
+                                     **summary})
+            figures.append(plot_eigenvalues(lj, out / f"eigenvalues_block{k}.png",
+                                            title=f"block {k}: {block.dynamics.kind}, "
+                                                  f"{block.integrator.name}, h = {block.h:g}"))
+            with torch.no_grad():
+                y = block(y)
+            k += 1
     blocks = report["blocks"]
     report["network"] = {
         "max_real": max(b["max_real"] for b in blocks),

@@ -18,9 +18,9 @@ Names (``DATASETS`` holds a one-line description and the option defaults of each
 * ``moons``, ``circles``: as scikit-learn's ``make_moons`` / ``make_circles``.
 * ``digits``: scikit-learn's bundled 8 x 8 digits.
 * ``fashion_mnist``: the official IDX files from a local directory.
+* ``cifar10``: the official binary batches from a local directory (``stablenet.data.cifar``).
 
-Image data for convolutional networks (not in the registry; import the modules):
-``stablenet.data.cifar`` (CIFAR-10 from its binary files), ``stablenet.data.augment`` (random
+Image tools for convolutional networks (import the modules): ``stablenet.data.augment`` (random
 crop + flip, per-channel normalization, explicit generators), ``stablenet.data.segmentation``
 (synthetic shapes with per-pixel labels).
 
@@ -142,7 +142,7 @@ class DatasetSpec:
         object.__setattr__(self, "uses_data_dir", "data_dir" in params)
 
 
-from . import images, synthetic  # noqa: E402  (they import the helpers above)
+from . import cifar, images, synthetic  # noqa: E402  (they import the helpers above)
 from .images import read_idx  # noqa: E402
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -163,6 +163,9 @@ DATASETS: dict[str, DatasetSpec] = {
                     "scikit-learn's bundled 8x8 handwritten digits, 64 features in [0,1], 10 classes"),
         DatasetSpec("fashion_mnist", images.fashion_mnist,
                     "Fashion-MNIST 28x28 images from local IDX files, 784 features in [0,1], 10 classes"),
+        DatasetSpec("cifar10", cifar.cifar10,
+                    "CIFAR-10 32x32 colour images from the local binary batches (data_dir), 3072 features in "
+                    "[0,1] (3 channels), 10 classes"),
     )
 }
 
@@ -170,7 +173,7 @@ DATASETS: dict[str, DatasetSpec] = {
 def load_dataset(name: str, *, seed: int = 0, data_dir: str | None = None, **options) -> Dataset:
     """Load data set ``name`` (see :data:`DATASETS`), deterministically from ``seed``.
 
-    ``data_dir`` is used by data sets read from files (``fashion_mnist``) and ignored by the
+    ``data_dir`` is used by data sets read from files (``fashion_mnist``, ``cifar10``) and ignored by the
     generated ones.  ``options`` are the data set's own options (``DATASETS[name].options``).
     Names are case-insensitive and ``-`` may stand for ``_`` (``"fashion-mnist"``).
     """

@@ -38,7 +38,8 @@ RECORD_BYTES = 1 + 3 * 32 * 32                 #: 3073: label byte + R, G, B pla
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 _HINT = ("download cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html yourself, "
-         "unpack it (tar xzf) and pass the directory that holds the .bin files (or its parent)")
+         "unpack it (tar xzf) and pass the directory that holds the .bin files (or its parent) "
+         "(stablenet train: --data-dir DIR or data.data_dir)")
 
 
 def find_cifar10(data_dir: str | os.PathLike) -> dict[str, Path]:

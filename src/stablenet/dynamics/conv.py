@@ -44,6 +44,8 @@ f) no longer hold in general: N's Jacobian enters between σ' and K.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from numbers import Integral
 
 import torch
@@ -75,12 +77,46 @@ def normalize(x: torch.Tensor, kind: str | None, eps: float | None = None) -> to
         return x
     eps = NORMALIZATION_EPS[kind] if eps is None else eps
     if kind == "batch":
-        return F.batch_norm(x, None, None, training=True, eps=eps)
+        frozen = _FROZEN_BATCH_STATS.get()
+        if frozen is None:
+            return F.batch_norm(x, None, None, training=True, eps=eps)
+        if frozen["record"]:
+            mean, var = x.mean(dim=(0, 2, 3)), x.var(dim=(0, 2, 3), unbiased=False)
+            frozen["stats"].append((mean.detach(), var.detach()))
+        else:
+            mean, var = frozen["stats"][frozen["next"] % len(frozen["stats"])]
+            frozen["next"] += 1
+        return (x - mean[:, None, None]) * torch.rsqrt(var[:, None, None] + eps)
     if kind == "instance":
         return F.instance_norm(x, eps=eps)
     if kind == "tv":
         return x * torch.rsqrt(x.pow(2).sum(1, keepdim=True) + eps)
     raise ValueError(f"normalization must be one of {list(CONV_NORMALIZATIONS)}, got {kind!r}")
+
+
+_FROZEN_BATCH_STATS: ContextVar[dict | None] = ContextVar("stablenet_frozen_batch_stats", default=None)
+
+
+@contextmanager
+def frozen_batch_statistics(stats: list | None = None):
+    """Batch normalization with fixed statistics inside the ``with`` block (for linearizations).
+
+    ``with frozen_batch_statistics() as stats:`` *records* the per-channel (mean, variance) of
+    every ``"batch"`` normalization evaluated inside, in call order (and normalizes with them, as
+    usual); ``with frozen_batch_statistics(stats):`` *replays* them in the same order (cyclically),
+    so N(x) = (x − μ)/√(σ² + ε) is an affine map of x with the recorded μ, σ².  The stability
+    analysis records the statistics of a whole batch at a layer and then differentiates f for
+    one sample at a time with them: ∂f(Y)_b/∂Y_b with the statistics' own dependence on Y_b
+    (O(1/batch)) left out.  Other normalizations are not affected.
+    """
+    state = {"record": stats is None, "stats": [] if stats is None else list(stats), "next": 0}
+    if not state["record"] and not state["stats"]:
+        state = None  # nothing recorded: there is no batch normalization to replay
+    token = _FROZEN_BATCH_STATS.set(state)
+    try:
+        yield state["stats"] if state is not None else []
+    finally:
+        _FROZEN_BATCH_STATS.reset(token)
 
 
 def odd_kernel_size(name: str, value: object) -> int:
@@ -312,5 +348,5 @@ class ConvHamiltonian(ConvDynamics):
 __all__ = [
     "ConvDynamics", "ConvSingleLayer", "ConvAntisymmetric", "AntisymmetricConvKernel", "ConvParabolic",
     "ConvSecondOrder", "ConvHamiltonian", "CONV_NORMALIZATIONS", "NORMALIZATION_EPS", "normalize",
-    "conv", "conv_adjoint", "adjoint_kernel", "identity_kernel", "check_normalization",
+    "conv", "conv_adjoint", "adjoint_kernel", "identity_kernel", "check_normalization", "frozen_batch_statistics",
 ]

@@ -1,0 +1,261 @@
+"""Convolutional ODE networks from a config file: `stablenet train` / evaluate / plot / analyze,
+augmentation with exact resume, multilevel in depth, CIFAR-10 and configuration errors."""
+
+import copy
+import json
+
+import pytest
+import torch
+
+from stablenet import training
+from stablenet.checkpoint import load_checkpoint
+from stablenet.cli import main
+from stablenet.config import ConfigError, parse_config
+from stablenet.conv_models import ImageClassifier
+from stablenet.dynamics.conv import ConvParabolic, frozen_batch_statistics
+from stablenet.training import load_run, train
+
+# digits: 8×8 images, 1257 training images; two stages (8 and 16 channels, 8×8 then 4×4 maps)
+TOML = """seed = 1
+[data]
+name = "digits"
+[data.augment]
+padding = 1
+flip = false
+normalize = true
+[model]
+kind = "conv"
+widths = [8, 16]
+dynamics = "conv_parabolic"
+normalization = "batch"
+method = "euler"
+T = 1.0
+steps = 2
+[training]
+epochs = 4
+batch_size = 64
+optimizer = "sgd"
+lr = 0.1
+nesterov = true
+weight_decay = 5e-4
+schedule = "onecycle"
+threads = 1
+"""
+
+RAW = {"seed": 2, "data": {"name": "digits", "augment": {"padding": 1, "flip": True, "normalize": True}},
+       "model": {"kind": "conv", "widths": [4, 8], "normalization": "batch", "method": "euler", "T": 1.0,
+                 "steps": 2},
+       "training": {"epochs": 3, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "schedule": "onecycle",
+                    "threads": 1}}
+
+
+def conv_config(**changes):
+    raw = copy.deepcopy(RAW)
+    for key, value in changes.items():
+        table, name = key.split(".")
+        raw[table][name] = value
+    return parse_config(raw)
+
+
+def without_time(metrics):
+    return {k: v for k, v in metrics.items() if k != "wall_time_s"}
+
+
+@pytest.fixture(scope="module")
+def conv_run(tmp_path_factory):
+    """A tiny parabolic conv network trained through the CLI (4 epochs, about 2 s)."""
+    folder = tmp_path_factory.mktemp("conv")
+    (folder / "digits-conv.toml").write_text(TOML)
+    run = folder / "run"
+    assert main(["train", str(folder / "digits-conv.toml"), "--out", str(run), "--quiet"]) == 0
+    return run
+
+
+def test_cli_trains_a_conv_network_and_the_loss_falls(conv_run, capsys):
+    history = json.loads((conv_run / "history.json").read_text())
+    losses = [h["train_loss"] for h in history]
+    assert losses == sorted(losses, reverse=True) and losses[-1] < 0.6 * losses[0], losses
+    metrics = json.loads((conv_run / "metrics.json").read_text())
+    assert metrics["val_accuracy"] > 0.4 and metrics["test_accuracy"] > 0.4
+    assert metrics["config"]["model"]["kind"] == "conv"
+    # the one-cycle schedule is stepped per batch: warm-up, then annealed far below the peak
+    assert history[0]["lr"] > history[-1]["lr"] and history[-1]["lr"] < 1e-3
+    # images: curves only (no decision regions / feature paths), without errors
+    assert sorted(p.name for p in conv_run.glob("*.png")) == ["curves.png"]
+    config, model, data = load_run(conv_run)
+    assert isinstance(model, ImageClassifier) and model.image_shape == (1, 8, 8)
+    assert [b.steps for b in model.blocks] == [2, 2]
+    # the standardization is stored with the weights: the training images' mean and std
+    x = data.train.x
+    assert float(model.input_mean[0]) == pytest.approx(float(x.double().mean()), rel=1e-5)
+    assert float(model.input_std[0]) == pytest.approx(float(x.double().std(unbiased=False)), rel=1e-5)
+    capsys.readouterr()
+    assert main(["evaluate", str(conv_run), "--split", "test"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert main(["plot", str(conv_run)]) == 0
+
+
+def test_analyze_a_parabolic_conv_run_gives_no_positive_real_part(conv_run, capsys):
+    assert main(["analyze", str(conv_run), "--samples", "2"]) == 0
+    report = json.loads((conv_run / "analysis" / "stability.json").read_text())
+    assert [b["dynamics"] for b in report["blocks"]] == ["ConvParabolic", "ConvParabolic"]
+    # block 0: 8 channels on a 6×6 window of 8×8 maps; block 1: 16 channels, 4×4 maps (whole)
+    assert [b["jacobian_size"] for b in report["blocks"]] == [8 * 36, 16 * 16]
+    layers = [layer for b in report["blocks"] for layer in b["layers"]]
+    assert len(layers) == 4
+    assert all(layer["max_real"] <= 1e-6 for layer in layers), [layer["max_real"] for layer in layers]
+    assert (conv_run / "analysis" / "eigenvalues_block1.png").exists()
+
+
+def test_frozen_batch_statistics_replay_the_batch_normalization():
+    torch.manual_seed(0)
+    dyn = ConvParabolic(3, nt=1, activation="relu", normalization="batch").double()
+    theta = tuple(w[0] for w in dyn.control_weights())
+    y = torch.randn(6, 3, 5, 5, dtype=torch.float64)
+    with frozen_batch_statistics() as stats:
+        recorded = dyn(y, *theta)
+    assert torch.allclose(recorded, dyn(y, *theta), atol=1e-12) and len(stats) == 1
+    with frozen_batch_statistics(stats):
+        replayed = dyn(y[:2], *theta)       # a part of the batch, normalized with the batch's statistics
+    assert torch.allclose(replayed, recorded[:2], atol=1e-12)
+    # with the statistics fixed, the Jacobian −Kᵀ diag(σ'/s) K is symmetric negative semidefinite
+    J = torch.func.jacrev(lambda v: _frozen(dyn, theta, stats, v))(y[:1].reshape(-1)).detach()
+    assert torch.allclose(J, J.T, atol=1e-10)
+    assert float(torch.linalg.eigvalsh(J).max()) <= 1e-10
+
+
+def _frozen(dyn, theta, stats, v):
+    with frozen_batch_statistics(stats):
+        return dyn(v.reshape(1, 3, 5, 5), *theta).reshape(-1)
+
+
+@pytest.mark.parametrize("stop_after", [1, 2])
+def test_interrupted_conv_run_with_augmentation_resumes_exactly(tmp_path, monkeypatch, stop_after):
+    cfg = conv_config()
+    reference = train(cfg, tmp_path / "reference", progress=False)
+    save = training.save_checkpoint
+    calls = []
+
+    def save_then_die(*args, **kwargs):
+        path = save(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == stop_after:
+            raise KeyboardInterrupt  # the process dies right after this checkpoint
+        return path
+
+    run = tmp_path / "killed"
+    monkeypatch.setattr(training, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, run, progress=False)
+    monkeypatch.setattr(training, "save_checkpoint", save)
+    assert load_checkpoint(run)["epoch"] == stop_after
+    resumed = train(cfg, run, resume=True, progress=False)
+    assert without_time(resumed) == without_time(reference)
+    assert json.loads((run / "history.json").read_text()) == json.loads(
+        (tmp_path / "reference" / "history.json").read_text())
+
+
+def test_augmentation_changes_training_and_same_seed_repeats(tmp_path):
+    a = train(conv_config(**{"training.epochs": 1}), tmp_path / "a", progress=False)
+    b = train(conv_config(**{"training.epochs": 1}), tmp_path / "b", progress=False)
+    assert without_time(a) == without_time(b)
+    raw_no_aug = copy.deepcopy(RAW)
+    raw_no_aug["data"]["augment"] = {"normalize": True}
+    raw_no_aug["training"]["epochs"] = 1
+    c = train(parse_config(raw_no_aug), tmp_path / "c", progress=False)
+    assert c["val_loss"] != a["val_loss"]
+
+
+def test_conv_multilevel_in_depth(tmp_path):
+    raw = copy.deepcopy(RAW)
+    raw["model"].update(steps=4, T=2.0)
+    raw["multilevel"] = {"levels": 2, "epochs_per_level": 1}
+    raw["training"].update(schedule="multistep", lr_milestones=[1], lr_decay=0.5, lr=0.05)
+    metrics = train(parse_config(raw), tmp_path / "ml", progress=False)
+    assert [r["steps"] for r in metrics["levels"]] == [[2, 2], [4, 4]]
+    history = json.loads((tmp_path / "ml" / "history.json").read_text())
+    assert [(h["level"], h["steps"]) for h in history] == [(1, 4), (2, 8)]
+    _, model, _ = load_run(tmp_path / "ml")
+    assert [(b.steps, b.dynamics.nt) for b in model.blocks] == [(4, 4), (4, 4)]
+
+
+def test_cifar10_without_its_files_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "c.toml").write_text('[data]\nname = "cifar10"\n[model]\nkind = "conv"\nmethod = "euler"\n'
+                                     'T = 1.0\nsteps = 1\n[training]\nthreads = 1\n')
+    code = main(["train", str(tmp_path / "c.toml"), "--out", str(tmp_path / "run"), "--quiet",
+                 "--data-dir", str(tmp_path / "nowhere")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert "CIFAR-10 binary files not found" in err and str(tmp_path / "nowhere" / "data_batch_1.bin") in err
+    assert "test_batch.bin" in err and "cifar-10-binary.tar.gz" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("change,expected", [
+    ({"model.opening": "duplicate"}, "model.opening: applies to model.kind 'dense' only"),
+    ({"model.blocks": [{"T": 1.0, "steps": 1, "method": "euler"}]}, "model.blocks: applies to model.kind 'dense'"),
+    ({"model.T": None}, "model.T: required with model.kind 'conv'"),
+    ({"model.method": "verlet"}, "model.method: 'verlet' needs dynamics 'conv_hamiltonian'"),
+    ({"model.dynamics": "conv_second_order"}, "model.dynamics: 'conv_second_order' needs method 'leapfrog'"),
+    ({"model.dynamics": "parabolic"}, "model.dynamics: Input should be 'conv_single'"),
+    ({"model.kernel_size": 4}, "model.kernel_size: 4 is even"),
+    ({"model.widths": []}, "model.widths: expected a non-empty list of channel counts"),
+    ({"model.blocks_per_stage": [1, 1, 1]}, "model.blocks_per_stage: [1, 1, 1] has 3 entries; expected one per stage (2"),
+    ({"model.gamma": 0.1}, "model.gamma: 0.1 applies to dynamics 'conv_antisymmetric' only"),
+    ({"model.normalization": "layer"}, "model.normalization: Input should be 'none', 'batch', 'instance' or 'tv'"),
+    ({"data.name": "peaks"}, "model.kind: 'conv' needs an image data set"),
+    ({"training.optimizer": "gauss_newton"}, "training.optimizer: 'gauss_newton' is not available for model.kind 'conv'"),
+    ({"training.schedule": "multistep"}, "training.lr_milestones: []; expected a non-empty increasing list"),
+    ({"data.augment": {"mean": [0.5]}}, "data.augment.std: missing; expected mean and std together"),
+    ({"data.augment": {"normalize": True, "mean": [0.5], "std": [0.2]}}, "data.augment.normalize: true together"),
+    ({"data.augment": {"padding": -1}}, "data.augment.padding: Input should be greater than or equal to 0"),
+])
+def test_conv_config_errors_name_the_key(change, expected):
+    raw = copy.deepcopy(RAW)
+    for key, value in change.items():
+        table, name = key.split(".")
+        if value is None:
+            raw[table].pop(name)
+        else:
+            raw[table][name] = value
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_dense_configs_refuse_conv_keys_and_conv_dynamics():
+    dense = {"data": {"name": "digits"}, "model": {"blocks": [{"T": 1.0, "steps": 2, "method": "euler"}]}}
+    parse_config(dense)
+    for model, expected in [({"widths": [4]}, "model.widths: applies to model.kind 'conv' only"),
+                            ({"blocks": [{"dynamics": "conv_parabolic", "T": 1.0, "steps": 2, "method": "euler"}]},
+                             "model.blocks.0.dynamics: 'conv_parabolic' is a convolutional dynamics"),
+                            ({"blocks": []}, "model.blocks: a dense model needs at least one")]:
+        raw = copy.deepcopy(dense)
+        raw["model"].update(model)
+        with pytest.raises(ConfigError, match=expected):
+            parse_config(raw)
+    with pytest.raises(ConfigError, match="data.augment: applies to convolutional models"):
+        parse_config({**dense, "data": {"name": "digits", "augment": {"flip": True}}})
+
+
+def test_cuda_device_without_cuda_is_a_clear_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="training.device: 'cuda' but this torch has no usable CUDA device"):
+        train(conv_config(**{"training.device": "cuda"}), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_trained_on_cuda_loads_on_a_cpu_only_machine(conv_run, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    import shutil
+
+    run = tmp_path / "gpu-run"
+    shutil.copytree(conv_run, run)
+    raw = json.loads((run / "config.json").read_text())
+    raw["training"]["device"] = "cuda"
+    (run / "config.json").write_text(json.dumps(raw))
+    config, model, _ = load_run(run)
+    assert config.training.device == "cpu" and next(model.parameters()).device.type == "cpu"
