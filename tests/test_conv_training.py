@@ -7,13 +7,13 @@ import json
 import pytest
 import torch
 
-from stablenet import training
-from stablenet.checkpoint import load_checkpoint
 from stablenet.cli import main
 from stablenet.config import ConfigError, parse_config
 from stablenet.conv_models import ImageClassifier
 from stablenet.dynamics.conv import ConvParabolic, frozen_batch_statistics
 from stablenet.training import load_run, train
+
+from _resume import interrupted_run_resumes_exactly, without_times
 
 # digits: 8×8 images, 1257 training images; two stages (8 and 16 channels, 8×8 then 4×4 maps)
 TOML = """seed = 1
@@ -55,10 +55,6 @@ def conv_config(**changes):
         table, name = key.split(".")
         raw[table][name] = value
     return parse_config(raw)
-
-
-def without_time(metrics):
-    return {k: v for k, v in metrics.items() if k != "wall_time_s"}
 
 
 @pytest.fixture(scope="module")
@@ -133,33 +129,13 @@ def _frozen(dyn, theta, stats, v):
 @pytest.mark.parametrize("stop_after", [1, 2])
 def test_interrupted_conv_run_with_augmentation_resumes_exactly(tmp_path, monkeypatch, stop_after):
     cfg = conv_config()
-    reference = train(cfg, tmp_path / "reference", progress=False)
-    save = training.save_checkpoint
-    calls = []
-
-    def save_then_die(*args, **kwargs):
-        path = save(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == stop_after:
-            raise KeyboardInterrupt  # the process dies right after this checkpoint
-        return path
-
-    run = tmp_path / "killed"
-    monkeypatch.setattr(training, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, run, progress=False)
-    monkeypatch.setattr(training, "save_checkpoint", save)
-    assert load_checkpoint(run)["epoch"] == stop_after
-    resumed = train(cfg, run, resume=True, progress=False)
-    assert without_time(resumed) == without_time(reference)
-    assert json.loads((run / "history.json").read_text()) == json.loads(
-        (tmp_path / "reference" / "history.json").read_text())
+    interrupted_run_resumes_exactly(cfg, tmp_path, monkeypatch, stop_after)
 
 
 def test_augmentation_changes_training_and_same_seed_repeats(tmp_path):
     a = train(conv_config(**{"training.epochs": 1}), tmp_path / "a", progress=False)
     b = train(conv_config(**{"training.epochs": 1}), tmp_path / "b", progress=False)
-    assert without_time(a) == without_time(b)
+    assert without_times(a) == without_times(b)
     raw_no_aug = copy.deepcopy(RAW)
     raw_no_aug["data"]["augment"] = {"normalize": True}
     raw_no_aug["training"]["epochs"] = 1

@@ -15,6 +15,8 @@ from stablenet.data import load_dataset
 from stablenet.models import softmax_cross_entropy
 from stablenet.training import build_model, load_run, refine, train
 
+from _resume import interrupted_run_resumes_exactly
+
 PEAKS = {"name": "peaks", "options": {"n_train_per_class": 40, "n_val_per_class": 20, "n_test_per_class": 10}}
 VERLET = {"dynamics": "hamiltonian", "width": 4, "T": 2.0, "steps": 8, "method": "verlet"}
 RK4 = {"dynamics": "antisymmetric", "width": 4, "gamma": 0.01, "T": 2.0, "steps": 8, "method": "rk4"}
@@ -162,40 +164,15 @@ def test_every_optimizer_trains_across_levels(tmp_path, block, optimizer, schedu
 
 
 # -- resume ---------------------------------------------------------------------------------------
-def _without_times(metrics):
-    out = {k: v for k, v in metrics.items() if k != "wall_time_s"}
-    out["levels"] = [{k: v for k, v in r.items() if k != "wall_time_s"} for r in metrics["levels"]]
-    return out
-
-
 @pytest.mark.parametrize("stop_after", [2, 3], ids=["at-a-level-end", "inside-a-level"])
 def test_interrupted_multilevel_run_resumes_to_the_uninterrupted_metrics(tmp_path, monkeypatch, stop_after):
     cfg = config(RK4, {"levels": 3, "epochs_per_level": [2, 2, 1]}, optimizer="lbfgs", lr=0.5, batch_size=100,
                  smoothness=1e-3)
-    reference = train(cfg, tmp_path / "reference", progress=False)
+    def at_interruption(saved, run):
+        assert saved["level"] == (1 if stop_after == 2 else 2)
+        assert not (run / "metrics.json").exists()
 
-    save = training.save_checkpoint
-    calls = []
-
-    def save_then_die(*args, **kwargs):
-        path = save(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == stop_after:
-            raise KeyboardInterrupt  # the process dies right after this checkpoint
-        return path
-
-    run = tmp_path / "killed"
-    monkeypatch.setattr(training, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, run, progress=False)
-    monkeypatch.setattr(training, "save_checkpoint", save)
-    saved = load_checkpoint(run)
-    assert saved["epoch"] == stop_after and saved["level"] == (1 if stop_after == 2 else 2)
-    assert not (run / "metrics.json").exists()
-    resumed = train(cfg, run, resume=True, progress=False)
-    assert _without_times(resumed) == _without_times(reference)
-    assert json.loads((run / "history.json").read_text()) == json.loads(
-        (tmp_path / "reference" / "history.json").read_text())
+    interrupted_run_resumes_exactly(cfg, tmp_path, monkeypatch, stop_after, at_interruption)
 
 
 def test_resume_refuses_a_checkpoint_at_the_wrong_level(tmp_path):

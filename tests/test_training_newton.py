@@ -5,10 +5,11 @@ import json
 
 import pytest
 
-from stablenet import training
 from stablenet.checkpoint import load_checkpoint
 from stablenet.config import ConfigError, parse_config
 from stablenet.training import train
+
+from _resume import interrupted_run_resumes_exactly
 
 ELLIPSES = {
     "seed": 0,
@@ -55,12 +56,6 @@ def test_newton_type_optimizers_train(tmp_path, options):
         assert history[1]["lr"] == pytest.approx(0.9 * history[0]["lr"])
 
 
-def _without_times(metrics):
-    out = {k: v for k, v in metrics.items() if k != "wall_time_s"}
-    out["levels"] = [{k: v for k, v in r.items() if k != "wall_time_s"} for r in metrics.get("levels", [])]
-    return out
-
-
 NEWTON_SUBSAMPLED = dict(optimizer="newton", varpro=False, classifier_weight_decay=1e-3, hessian_samples=50)
 
 
@@ -70,28 +65,7 @@ def test_interrupted_newton_run_resumes_to_the_uninterrupted_metrics(tmp_path, m
     # sub-sampled curvature: the resumed run must also continue the optimizer's subsample stream;
     # VarPro: its warm start (the classifier) must come back with the model's weights
     cfg = config({"levels": 2, "epochs_per_level": 2}, batch_size=100, **options)
-    reference = train(cfg, tmp_path / "reference", progress=False)
-
-    save = training.save_checkpoint
-    calls = []
-
-    def save_then_die(*args, **kwargs):
-        path = save(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == stop_after:
-            raise KeyboardInterrupt  # the process dies right after this checkpoint
-        return path
-
-    run = tmp_path / "killed"
-    monkeypatch.setattr(training, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, run, progress=False)
-    monkeypatch.setattr(training, "save_checkpoint", save)
-    assert load_checkpoint(run)["epoch"] == stop_after
-    resumed = train(cfg, run, resume=True, progress=False)
-    assert _without_times(resumed) == _without_times(reference)
-    assert json.loads((run / "history.json").read_text()) == json.loads(
-        (tmp_path / "reference" / "history.json").read_text())
+    interrupted_run_resumes_exactly(cfg, tmp_path, monkeypatch, stop_after)
 
 
 @pytest.mark.parametrize("options,block,expected", [
