@@ -59,15 +59,7 @@ def analyze_run(run_dir: str | Path, out_dir: str | Path | None = None, *, sampl
         with torch.no_grad():
             y = block(y)
     figures.append(plot_sensitivity(curves, out / "sensitivity.png"))
-    blocks = report["blocks"]
-    report["network"] = {
-        "max_real": max(b["max_real"] for b in blocks),
-        "max_amplification": max(b["max_amplification"] for b in blocks),
-        "fraction_stable": sum(b["fraction_stable"] * b["steps"] for b in blocks) / sum(b["steps"] for b in blocks),
-    }
-    report["figures"] = [f.name for f in figures]
-    write_json(out / "stability.json", report)
-    return report
+    return _write_report(report, figures, out)
 
 
 def _analyze_conv(run_dir: Path, out: Path, model, data, *, samples: int, crop: int, batch: int) -> dict:
@@ -98,6 +90,12 @@ def _analyze_conv(run_dir: Path, out: Path, model, data, *, samples: int, crop: 
             with torch.no_grad():
                 y = block(y)
             k += 1
+    return _write_report(report, figures, out)
+
+
+def _write_report(report: dict, figures: list, out: Path) -> dict:
+    """Add the network-wide summary (worst block; step-weighted stable fraction) and the figure
+    names to ``report`` and write it to ``out/stability.json``."""
     blocks = report["blocks"]
     report["network"] = {
         "max_real": max(b["max_real"] for b in blocks),
