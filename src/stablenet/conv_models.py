@@ -41,6 +41,7 @@ from .dynamics import ACTIVATIONS, DYNAMICS
 from .dynamics.conv import NORMALIZATION_EPS, ConvDynamics, check_normalization, odd_kernel_size
 from .gradients import make_gradient_mode
 from .integrators import get_integrator
+from .models import propagate
 
 HEADS = ("classifier", "segmentation")
 
@@ -167,19 +168,10 @@ class ConvODENet(nn.Module):
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x must be an image batch (batch, {self.in_channels}, H, W), got {shape}")
         _checks.finite_state("x", x, self.in_channels, 1)
-        y = self.opening(x)
-        trajectories = []
-        for i, stage in enumerate(self.stages):
-            if i:
-                y = self.connectors[i - 1](y)
-            for block in stage:
-                if return_states:
-                    states = block(y, return_states=True)
-                    trajectories.append(states)
-                    y = states[-1]
-                else:
-                    y = block(y)
-        return trajectories if return_states else y
+        layers = list(self.stages[0])
+        for connector, stage in zip(self.connectors, self.stages[1:]):
+            layers += [connector, *stage]
+        return propagate(self.opening(x), layers, return_states=return_states)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores (batch, n_classes), or per-pixel scores (batch, n_classes, H, W)."""

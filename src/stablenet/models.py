@@ -40,6 +40,23 @@ class DuplicateFeatures(nn.Module):
 OPENINGS = ("linear", "duplicate")
 
 
+def propagate(y: torch.Tensor, layers, *, return_states: bool = False):
+    """Apply ``layers`` (ODE blocks and the connecting layers between them) in order to ``y``.
+
+    Returns the output, or with ``return_states`` a list of every ODE block's stacked states
+    (N + 1, batch, …) in order, the feature propagation the stability analysis linearizes.
+    """
+    trajectories = []
+    for layer in layers:
+        if return_states and isinstance(layer, ODEBlock):
+            states = layer(y, return_states=True)
+            trajectories.append(states)
+            y = states[-1]
+        else:
+            y = layer(y)
+    return trajectories if return_states else y
+
+
 class ODEClassifier(nn.Module):
     """Opening layer, one or more :class:`ODEBlock`, and a linear classifier (W, μ).
 
@@ -82,18 +99,10 @@ class ODEClassifier(nn.Module):
     def features(self, x: torch.Tensor, *, return_states: bool = False):
         """Y_N of the last block (or, with ``return_states``, each block's stacked states)."""
         _checks.finite_state("x", x, self.in_features)
-        y = self.opening(x)
-        trajectories = []
-        for k, block in enumerate(self.blocks):
-            if k:
-                y = self.connectors[k - 1](y)
-            if return_states:
-                states = block(y, return_states=True)
-                trajectories.append(states)
-                y = states[-1]
-            else:
-                y = block(y)
-        return trajectories if return_states else y
+        layers = [self.blocks[0]]
+        for connector, block in zip(self.connectors, self.blocks[1:]):
+            layers += [connector, block]
+        return propagate(self.opening(x), layers, return_states=return_states)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores W Y_N + μ, shape (batch, n_classes)."""
