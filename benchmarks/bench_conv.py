@@ -17,13 +17,19 @@ machine falls on all alike; medians.  This measures the cost of stablenet's mach
 block, stage tables, the dynamics' transposed convolution) against the same arithmetic written
 by hand, not accuracy.
 
+With ``--mixed-precision bfloat16`` (or ``float16``) the parabolic network and the plain ResNet
+run a second time with their forward pass and loss under ``torch.autocast`` in that precision
+(``training.mixed_precision``; the loss scaling of float16 is left out, it costs a few scalar
+operations per step), compared with the float32 rows of the same run.
+
     python benchmarks/bench_conv.py                    # 1 thread, batch 128, 10 repeats
-    python benchmarks/bench_conv.py --threads 2 --device cuda
+    python benchmarks/bench_conv.py --threads 2 --device cuda --mixed-precision bfloat16
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 
@@ -67,9 +73,12 @@ class PlainResNet(nn.Module):
         return self.classifier(self.features(x).mean(dim=(-2, -1)))
 
 
+PARABOLIC, PLAIN = "parabolic (euler)", "plain ResNet (hand-written)"
+
+
 def models(in_channels: int) -> dict[str, nn.Module]:
     out = {}
-    for name, dynamics, method in [("parabolic (euler)", "conv_parabolic", "euler"),
+    for name, dynamics, method in [(PARABOLIC, "conv_parabolic", "euler"),
                                    ("hamiltonian (verlet)", "conv_hamiltonian", "verlet"),
                                    ("second-order (leapfrog)", "conv_second_order", "leapfrog")]:
         torch.manual_seed(0)
@@ -77,7 +86,7 @@ def models(in_channels: int) -> dict[str, nn.Module]:
                                 method=method, widths=WIDTHS, dynamics=dynamics,
                                 normalization="instance").build()
     torch.manual_seed(0)
-    out["plain ResNet (hand-written)"] = PlainResNet(in_channels, 10)
+    out[PLAIN] = PlainResNet(in_channels, 10)
     return out
 
 
@@ -87,7 +96,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--mixed-precision", choices=["none", "bfloat16", "float16"], default="none",
+                        help="also time the parabolic network and the plain ResNet under autocast")
     args = parser.parse_args()
+    mixed = None if args.mixed_precision == "none" else getattr(torch, args.mixed_precision)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_model()}, {args.threads} thread(s)"
@@ -96,6 +108,11 @@ def main() -> None:
     print("|---|---|---:|---:|---:|")
     for shape in [(1, 28, 28), (3, 32, 32)]:
         nets = {k: m.to(device) for k, m in models(shape[0]).items()}
+        autocast = {k: None for k in nets}
+        if mixed is not None:  # the same networks (fresh copies) once more, under autocast
+            for k in (PARABOLIC, PLAIN):
+                name = f"{k} + {args.mixed_precision} autocast"
+                nets[name], autocast[name] = copy.deepcopy(nets[k]), mixed
         opts = {k: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for k, m in nets.items()}
         gen = torch.Generator().manual_seed(0)
         x = torch.randn(args.batch, *shape, generator=gen).to(device)
@@ -103,7 +120,9 @@ def main() -> None:
 
         def step(name):
             opts[name].zero_grad(set_to_none=True)
-            F.cross_entropy(nets[name](x), y).backward()
+            with torch.autocast(device.type, dtype=autocast[name], enabled=autocast[name] is not None):
+                loss = F.cross_entropy(nets[name](x), y)
+            loss.backward()
             opts[name].step()
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -117,7 +136,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 step(n)
                 times[n].append(time.perf_counter() - t0)
-        base = statistics.median(times["plain ResNet (hand-written)"])
+        base = statistics.median(times[PLAIN])
         for n in names:
             t = statistics.median(times[n])
             n_w = sum(p.numel() for p in nets[n].parameters())

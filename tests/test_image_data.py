@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from stablenet.data.augment import Augmentation, channel_stats, normalize_channels, random_crop, random_flip
+from stablenet.data.augment import (Augmentation, channel_stats, normalize_channels, random_crop, random_erase,
+                                   random_flip)
 from stablenet.data.cifar import CIFAR10_MEAN, CIFAR10_STD
 from stablenet.data.segmentation import make_shapes, shapes_segmentation
 
@@ -50,6 +51,34 @@ def test_augmentation_is_deterministic_given_the_generator():
     aug(x, gen(1))
     assert torch.equal(torch.random.get_rng_state(), state)   # the global stream is untouched
     assert torch.equal(aug.eval_transform(x), normalize_channels(x, CIFAR10_MEAN, CIFAR10_STD))
+
+
+def test_random_erase_fills_one_rectangle_per_chosen_image_with_noise():
+    x = torch.full((400, 2, 12, 16), -1.0)           # noise is in [0, 1): erased pixels are >= 0
+    out = random_erase(x, 0.5, generator=gen(4))
+    erased = out >= 0
+    assert torch.equal(erased[:, 0], erased[:, 1])   # the same rectangle in every channel
+    hit = erased.flatten(1).any(1)
+    assert 160 < int(hit.sum()) < 240                # about half the images
+    u = torch.rand(5, 400, generator=gen(4), dtype=torch.float64)
+    assert torch.equal(hit, u[0] < 0.5)              # the documented draw order
+    for mask in erased[hit, 0]:
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        h, w = len(rows), len(cols)
+        assert int(mask.sum()) == h * w              # a full rectangle ...
+        assert int(rows[-1] - rows[0]) == h - 1 and int(cols[-1] - cols[0]) == w - 1   # ... in one piece
+        assert 0.02 * 192 - 3 <= h * w <= 0.4 * 192 + 8    # the area range, up to rounding
+    assert float(out[erased].min()) >= 0 and float(out[erased].max()) < 1 and float(out[erased].std()) > 0.2
+    assert torch.equal(out[~erased], x[~erased])
+    assert torch.equal(random_erase(x, 0.0, generator=gen(4)), x)
+    assert torch.equal(random_erase(x, 0.5, generator=gen(4)), out)
+    assert bool(random_erase(x, 1.0, generator=gen(5)).ge(0).flatten(1).any(1).all())
+    with pytest.raises(ValueError, match=r"area must be fractions 0 < low <= high <= 1, got \(0.5, 0.2\)"):
+        random_erase(x, 0.5, generator=gen(0), area=(0.5, 0.2))
+    aug = Augmentation(padding=0, flip=False, erase=0.5)
+    assert torch.equal(aug(x, gen(4)), out) and "erase=0.5" in repr(aug)
+    with pytest.raises(ValueError, match=r"erase must be a probability in \[0, 1\], got 2"):
+        Augmentation(erase=2)
 
 
 def test_channel_normalization():

@@ -13,7 +13,7 @@ import torch
 
 from stablenet.checkpoint import CheckpointError, load_checkpoint
 from stablenet.cli import main
-from stablenet.config import parse_config
+from stablenet.config import ConfigError, parse_config
 from stablenet.training import TrainingError, train
 
 SMALL = {
@@ -73,6 +73,33 @@ def test_other_optimizers_and_schedules_train(tmp_path, optimizer):
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert [round(h["lr"], 6) for h in history][:2] != [history[0]["lr"]] * 2  # the step schedule acted
     assert metrics["epochs"] == 3
+
+
+def test_label_smoothing_changes_the_training_loss_only(tmp_path):
+    """With a negligible step the network stays at its initial weights: the training loss must be
+    the label-smoothed cross-entropy of those weights on the training set, the validation loss
+    the plain one (equal for both runs)."""
+    from stablenet.training import load_run
+
+    runs = {}
+    for eps in (0.0, 0.2):
+        cfg = small(epochs=1, lr=1e-12, smoothness=0.0, label_smoothing=eps)
+        train(cfg, tmp_path / str(eps), progress=False)
+        runs[eps] = json.loads((tmp_path / str(eps) / "history.json").read_text())[0]
+    _, model, data = load_run(tmp_path / "0.2")
+    with torch.no_grad():
+        scores = model(data.train.x.float())
+    smoothed = float(torch.nn.functional.cross_entropy(scores, data.train.y, label_smoothing=0.2))
+    plain = float(torch.nn.functional.cross_entropy(scores, data.train.y))
+    assert abs(smoothed - plain) > 1e-3
+    assert runs[0.2]["train_loss"] == pytest.approx(smoothed, abs=1e-5)
+    assert runs[0.0]["train_loss"] == pytest.approx(plain, abs=1e-5)
+    assert runs[0.2]["val_loss"] == pytest.approx(runs[0.0]["val_loss"], abs=1e-7)
+    for change, expected in [({"label_smoothing": 1.0}, "training.label_smoothing: Input should be less than 1"),
+                             ({"label_smoothing": 0.1, "loss": "least_squares"},
+                              "training.label_smoothing: 0.1 applies to loss 'cross_entropy'")]:
+        with pytest.raises(ConfigError, match=expected):
+            small(**change)
 
 
 def test_resume_refuses_a_changed_config_and_a_run_without_checkpoint(tmp_path):

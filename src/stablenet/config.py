@@ -42,7 +42,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer,
+                      model_validator)
 
 from .dynamics import ACTIVATIONS, DYNAMICS
 from .gradients import make_gradient_mode
@@ -69,6 +70,9 @@ class AugmentConfig(_Strict):
     padding: int = Field(0, ge=0, description="random crop: zero padding on every side (0: no crop; "
                          "4 for CIFAR-10, 2 for 28×28 images)")
     flip: bool = Field(False, description="mirror each training image left–right with probability ½")
+    erase: float = Field(0.0, ge=0, le=1, description="random erasing (Zhong et al. 2020): probability that a "
+                         "rectangle of 2–40% of a training image's area (aspect ratio 0.3–3.3) is filled with "
+                         "uniform noise in [0, 1)")
     normalize: bool = Field(False, description="standardize every channel with the mean and standard deviation "
                             "of the training split")
     mean: Optional[list[float]] = Field(None, description="fixed per-channel means instead (with std)")
@@ -226,12 +230,19 @@ class ModelConfig(_Strict):
             return value
         raise ValueError("expected a non-empty list of channel counts ≥ 1, e.g. [16, 32, 64]")
 
+    @model_serializer(mode="wrap")
+    def _only_this_kind(self, handler):
+        """Dump the keys of this kind only (config.json), so that reading it back passes _kind_keys."""
+        data = handler(self)
+        for key in CONV_MODEL_KEYS if self.kind == "dense" else DENSE_MODEL_KEYS:
+            data.pop(key, None)
+        return data
+
     @model_validator(mode="after")
     def _kind_keys(self):
         other = CONV_MODEL_KEYS if self.kind == "dense" else DENSE_MODEL_KEYS
         for key in other:
-            if key in self.model_fields_set and getattr(self, key) != ModelConfig.model_fields[key].get_default(
-                    call_default_factory=True):  # (a saved config.json holds every key at its default)
+            if key in self.model_fields_set:
                 raise ValueError(f"model.{key}: applies to model.kind {'conv' if self.kind == 'dense' else 'dense'!r} "
                                  f"only; expected it unset with kind {self.kind!r}")
         if self.kind == "dense":
@@ -316,6 +327,9 @@ class TrainingConfig(_Strict):
     classifier_weight_decay: float = Field(0.0, ge=0, description="L2 penalty on the classifier (W, μ)")
     smoothness: float = Field(0.0, ge=0, description="α of the time-smoothness regularizer α·Σ‖θ_{k+1} − θ_k‖²/h")
     loss: Literal["cross_entropy", "least_squares"] = Field("cross_entropy", description="loss function")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross_entropy with sgd / adam / lbfgs: train "
+                                   "against (1 − ε)·onehot + ε/classes (Szegedy et al. 2016); validation and test "
+                                   "losses stay the plain cross-entropy")
     lbfgs_history: int = Field(20, ge=1, description="L-BFGS history size")
     varpro: bool = Field(False, description="variable projection (gauss_newton / newton): eliminate the "
                          "classifier (W, μ) by an inner Newton solve per objective evaluation and optimize the "
@@ -336,6 +350,11 @@ class TrainingConfig(_Strict):
                            "Levenberg–Marquardt)")
     dtype: Literal["float32", "float64"] = Field("float32", description="floating-point precision")
     device: str = Field("cpu", description="torch device, e.g. cpu or cuda")
+    mixed_precision: Literal["none", "bfloat16", "float16"] = Field(
+        "none", description="sgd / adam with dtype float32 and gradient 'autograd': run the training forward "
+        "pass and loss under torch.autocast in this precision (weights, optimizer state and evaluation stay "
+        "float32); float16 with a dynamic loss scale (torch.amp.GradScaler, kept in checkpoints).  For GPUs: "
+        "on a CPU without bfloat16 units both are slower than float32")
     threads: int = Field(0, ge=0, description="torch CPU threads (0: torch's default; 1 is fastest for small networks)")
 
     @model_validator(mode="before")
@@ -378,6 +397,13 @@ class TrainingConfig(_Strict):
                     value = str(value).lower() if isinstance(value, bool) else repr(value)
                     raise ValueError(f"training.{key}: {value} applies to optimizer 'gauss_newton' "
                                      f"or 'newton' only; expected it unset with optimizer {self.optimizer!r}")
+        if self.mixed_precision != "none" and (self.optimizer not in ("sgd", "adam") or self.dtype != "float32"):
+            raise ValueError(f"training.mixed_precision: {self.mixed_precision!r} needs optimizer 'sgd' or 'adam' and "
+                             f"dtype 'float32'; got optimizer {self.optimizer!r}, dtype {self.dtype!r}")
+        if self.label_smoothing and (newton or self.loss != "cross_entropy"):
+            raise ValueError(f"training.label_smoothing: {self.label_smoothing} applies to loss 'cross_entropy' with "
+                             f"optimizer 'sgd', 'adam' or 'lbfgs'; expected 0 with loss {self.loss!r} and "
+                             f"optimizer {self.optimizer!r}")
         if self.block_coordinate and not self.varpro:
             raise ValueError("training.block_coordinate: true needs training.varpro = true (the classifier "
                              "solve of the alternation is VarPro's); expected varpro = true or "
@@ -497,6 +523,22 @@ class Config(_Strict):
                 raise ValueError(f"model.blocks.{k}.method: {block.method!r} with [parallel]: MGRIT needs a "
                                  f"one-step scheme (its step must depend on Y_j alone); expected a Runge–Kutta "
                                  f"method or verlet")
+        return self
+
+    @model_validator(mode="after")
+    def _mixed_precision_fits_the_model(self):
+        if self.training.mixed_precision == "none":
+            return self
+        if self.parallel is not None:
+            raise ValueError(f"training.mixed_precision: {self.training.mixed_precision!r} with [parallel] (MGRIT "
+                             f"solves in the training dtype); expected 'none'")
+        gradients = ([("model.gradient", self.model.gradient)] if self.model.kind == "conv" else
+                     [(f"model.blocks.{k}.gradient", b.gradient) for k, b in enumerate(self.model.blocks)])
+        for key, gradient in gradients:
+            if gradient != "autograd":
+                raise ValueError(f"{key}: {gradient!r} with training.mixed_precision "
+                                 f"{self.training.mixed_precision!r} (its backward pass recomputes outside "
+                                 f"autocast); expected 'autograd'")
         return self
 
     @model_validator(mode="after")

@@ -45,10 +45,12 @@ import json
 import math
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 
 from . import __version__
 from ._io import atomic_write_bytes, write_json
@@ -152,13 +154,13 @@ def _image_statistics(config: Config, model, x_train: torch.Tensor) -> None:
 
 
 def _batch_augmentation(config: Config, model):
-    """``augment(xb, generator)``: crop + flip of a training batch (images), or None."""
+    """``augment(xb, generator)``: crop, flip and erasing of a training batch (images), or None."""
     aug = config.data.augment
-    if aug is None or not (aug.padding or aug.flip):
+    if aug is None or not (aug.padding or aug.flip or aug.erase):
         return None
     from .data.augment import Augmentation
 
-    transform = Augmentation(padding=aug.padding, flip=aug.flip)
+    transform = Augmentation(padding=aug.padding, flip=aug.flip, erase=aug.erase)
 
     def augment(xb: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return transform(xb.reshape(-1, *model.image_shape), generator)
@@ -378,7 +380,12 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
     x_val, y_val = data.val.x.to(device, dtype), data.val.y.to(device)
 
     loss_fn = get_loss(t.loss)
+    # the training loss: label smoothing applies to it only (validation and test use loss_fn)
+    train_loss_fn = partial(F.cross_entropy, label_smoothing=t.label_smoothing) if t.label_smoothing else loss_fn
     optimizer = _optimizer(config, model)
+    # mixed precision: the forward pass and loss under autocast; float16 with a dynamic loss scale
+    autocast_dtype = None if t.mixed_precision == "none" else getattr(torch, t.mixed_precision)
+    scaler = torch.amp.GradScaler(device.type, enabled=t.mixed_precision == "float16")
     steps_per_epoch = math.ceil(len(data.train) / t.batch_size)
     scheduler = _scheduler(config, optimizer, level_epochs[level - 1], steps_per_epoch)
     generator = torch.Generator().manual_seed(config.seed)
@@ -392,11 +399,13 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
         if scheduler is not None:
             scheduler.load_state_dict(saved["scheduler"])
         generator.set_state(saved["generator"])
+        if saved.get("scaler"):
+            scaler.load_state_dict(saved["scaler"])
         history, best, wall = saved["history"], saved["best"], saved["wall_time_s"]
         levels = saved.get("levels", levels)
 
     def objective(scores, yb):
-        loss = loss_fn(scores, yb)
+        loss = train_loss_fn(scores, yb)
         if t.smoothness:
             loss = loss + t.smoothness * smoothness(model)
         if t.optimizer == "lbfgs":
@@ -437,9 +446,10 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
 
                 def closure():
                     optimizer.zero_grad()
-                    scores = model(xb)
-                    loss = objective(scores, yb)
-                    loss.backward()
+                    with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                        scores = model(xb)
+                        loss = objective(scores, yb)
+                    scaler.scale(loss).backward()  # (the loss itself without a scaler)
                     if parallel.data_ranks > 1:  # the whole batch's gradient and loss (DDP's all-reduce)
                         parallel.reduce_gradients(model.parameters(), share)
                         loss = loss.new_tensor(parallel.reduce_sum([float(loss.detach()) * share])[0])
@@ -447,8 +457,12 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
                     out.setdefault("loss", loss.detach())
                     return loss
 
-                if not newton:
+                if t.optimizer == "lbfgs":  # re-evaluates the closure in its line search
                     optimizer.step(closure)
+                elif not newton:  # sgd / adam: one gradient, then the (loss-scaled) step
+                    closure()
+                    scaler.step(optimizer)
+                    scaler.update()
                 if scheduler is not None and t.schedule == "onecycle":  # a per-batch schedule
                     scheduler.step()
                 batch_loss = float(out["loss"])
@@ -491,6 +505,7 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
                     "wall_time_s": wall, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "generator": generator.get_state(), "level": level, "levels": levels,
+                    "scaler": scaler.state_dict(),
                 }, tag=f"{epoch:05d}")
                 _write_history(out_dir, history)
             if bar is not None:

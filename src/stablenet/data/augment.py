@@ -6,12 +6,16 @@ generator's seed (and resumable from its state); nothing touches torch's global 
 * :func:`random_crop`: pad by ``padding`` zeros on each side and cut a random window of the
   original size per image (the standard CIFAR augmentation with padding 4; He et al. 2016).
 * :func:`random_flip`: mirror each image left–right with probability ½.
+* :func:`random_erase`: fill a random rectangle of each image with noise, with probability p
+  (random erasing, Zhong et al., AAAI 2020).
 * :func:`normalize_channels` / :func:`channel_stats`: per-channel standardization.
-* :class:`Augmentation`: crop, then flip, then normalize, as one callable for a training loop.
+* :class:`Augmentation`: crop, then flip, then erase, then normalize, as one callable for a
+  training loop.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -68,6 +72,44 @@ def random_flip(x: torch.Tensor, p: float = 0.5, *, generator: torch.Generator) 
     return torch.where(flip, x.flip(-1), x)
 
 
+def random_erase(x: torch.Tensor, p: float = 0.5, *, generator: torch.Generator,
+                 area: tuple[float, float] = (0.02, 0.4), ratio: tuple[float, float] = (0.3, 10 / 3)) -> torch.Tensor:
+    """Random erasing (Zhong et al., "Random erasing data augmentation", AAAI 2020): with
+    probability ``p`` per image, a rectangle of a random fraction ``area`` of the image's area and
+    aspect ratio h/w log-uniform in ``ratio``, at a random position, is filled with uniform noise
+    in [0, 1) (images in [0, 1] before standardization), the same rectangle in every channel.
+
+    A rectangle larger than the image in one direction is clipped to it.  Draws: the per-image
+    decision, the area fraction, the log aspect ratio, the two position fractions (each
+    ``torch.rand`` of size batch), then the noise (the shape of ``x``).
+    """
+    x = _check_images(x)
+    p = _check_probability("p", p)
+    lo, hi = area
+    if not 0 < lo <= hi <= 1:
+        raise ValueError(f"area must be fractions 0 < low <= high <= 1, got {area!r}")
+    if not 0 < ratio[0] <= ratio[1]:
+        raise ValueError(f"ratio must be aspect ratios 0 < low <= high, got {ratio!r}")
+    if p == 0:
+        return x
+    n, _, h, w = x.shape
+    dev = generator.device
+    u = torch.rand(5, n, generator=generator, device=dev, dtype=torch.float64).to(x.device)
+    s = (lo + (hi - lo) * u[1]) * (h * w)                                       # erased area (pixels)
+    r = torch.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u[2])
+    eh = torch.sqrt(s * r).round().clamp(1, h)                                 # rectangle height
+    ew = torch.sqrt(s / r).round().clamp(1, w)
+    top = (u[3] * (h - eh + 1)).floor()
+    left = (u[4] * (w - ew + 1)).floor()
+    rows = torch.arange(h, device=x.device, dtype=torch.float64)
+    cols = torch.arange(w, device=x.device, dtype=torch.float64)
+    inside_r = (rows >= top[:, None]) & (rows < (top + eh)[:, None])          # (n, h)
+    inside_c = (cols >= left[:, None]) & (cols < (left + ew)[:, None])        # (n, w)
+    mask = (u[0] < p)[:, None, None] & inside_r[:, :, None] & inside_c[:, None, :]
+    noise = torch.rand(x.shape, generator=generator, device=dev, dtype=x.dtype).to(x.device)
+    return torch.where(mask[:, None], noise, x)
+
+
 def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and (population) standard deviation of images (batch, C, H, W), in float64."""
     x = _check_images(x).to(torch.float64)
@@ -90,7 +132,8 @@ def normalize_channels(x: torch.Tensor, mean: Sequence[float] | torch.Tensor,
 
 class Augmentation:
     """Training-time transform: random crop (``padding``; 0 disables it), random flip (``flip``),
-    then per-channel normalization (if ``mean``/``std`` are given).  ``eval_transform`` applies
+    random erasing with probability ``erase`` (0 disables it), then per-channel normalization (if
+    ``mean``/``std`` are given).  ``eval_transform`` applies
     the normalization alone (for validation and test batches).
 
         >>> from stablenet.data.cifar import CIFAR10_MEAN, CIFAR10_STD
@@ -99,10 +142,12 @@ class Augmentation:
         >>> xb = aug(xb, g)
     """
 
-    def __init__(self, padding: int = 4, flip: bool = True, mean=None, std=None, flip_p: float = 0.5):
+    def __init__(self, padding: int = 4, flip: bool = True, mean=None, std=None, flip_p: float = 0.5,
+                 erase: float = 0.0):
         self.padding = _check_padding(padding)
         self.flip = bool(flip)
         self.flip_p = _check_probability("flip_p", flip_p)
+        self.erase = _check_probability("erase", erase)
         if (mean is None) != (std is None):
             raise ValueError("mean and std must be given together (or neither)")
         self.mean, self.std = mean, std
@@ -115,11 +160,14 @@ class Augmentation:
             x = random_crop(x, self.padding, generator=generator)
         if self.flip:
             x = random_flip(x, self.flip_p, generator=generator)
+        if self.erase:
+            x = random_erase(x, self.erase, generator=generator)
         return self.eval_transform(x)
 
     def __repr__(self) -> str:
         norm = "" if self.mean is None else f", mean={tuple(self.mean)}, std={tuple(self.std)}"
-        return f"Augmentation(padding={self.padding}, flip={self.flip}{norm})"
+        erase = f", erase={self.erase}" if self.erase else ""
+        return f"Augmentation(padding={self.padding}, flip={self.flip}{erase}{norm})"
 
 
-__all__ = ["random_crop", "random_flip", "channel_stats", "normalize_channels", "Augmentation"]
+__all__ = ["random_crop", "random_flip", "random_erase", "channel_stats", "normalize_channels", "Augmentation"]
