@@ -281,3 +281,22 @@ def test_precision_and_regularization_errors_name_the_key(change, expected):
     with pytest.raises(ConfigError) as info:
         conv_config(**change)
     assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_config_json_of_an_earlier_build_with_every_model_key_still_loads(conv_run, tmp_path):
+    """Earlier 0.1.0 builds dumped the dense keys at their defaults into a conv run's config.json
+    (and the conv keys into a dense one's); such run directories must still load and resume."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(conv_run, old)
+    raw = json.loads((old / "config.json").read_text())
+    assert "opening" not in raw["model"] and "blocks" not in raw["model"]   # dumped by this build
+    raw["model"].update(opening="linear", blocks=[])
+    (old / "config.json").write_text(json.dumps(raw))
+    config, model, _ = load_run(old)
+    assert config.model.kind == "conv" and isinstance(model, ImageClassifier)
+    raw["model"]["opening"] = "duplicate"                   # not a default: still refused
+    (old / "config.json").write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match="model.opening: applies to model.kind 'dense' only"):
+        load_run(old)

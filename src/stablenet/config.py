@@ -645,6 +645,19 @@ def parse_config(raw: dict[str, Any]) -> Config:
         raise ConfigError(f"invalid config: {_format(exc)}") from None
 
 
+def parse_saved_config(raw: dict[str, Any]) -> Config:
+    """Validate a run directory's config.json.  Runs written by earlier 0.1.0 builds dumped every
+    ``[model]`` key of both kinds at its default; those of the other kind are dropped here (a key
+    of the other kind set to anything else is still an error)."""
+    model = raw.get("model") if isinstance(raw, dict) else None
+    if isinstance(model, dict):
+        other = CONV_MODEL_KEYS if model.get("kind", "dense") == "dense" else DENSE_MODEL_KEYS
+        defaults = {k: ModelConfig.model_fields[k].get_default(call_default_factory=True) for k in other}
+        model = {k: v for k, v in model.items() if not (k in defaults and v == defaults[k])}
+        raw = {**raw, "model": model}
+    return parse_config(raw)
+
+
 def _parse_value(text: str) -> Any:
     try:
         return tomllib.loads(f"v = {text}")["v"]

@@ -56,7 +56,7 @@ from . import __version__
 from ._io import atomic_write_bytes, write_json
 from .block import ODEBlock
 from .checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint, save_weights, weights_metadata
-from .config import NEWTON_OPTIMIZERS, BlockConfig, Config, ConfigError, parse_config
+from .config import NEWTON_OPTIMIZERS, BlockConfig, Config, ConfigError, parse_saved_config
 from .dynamics import DYNAMICS
 from .gradients import make_gradient_mode
 from .models import ODEClassifier, get_loss
@@ -561,7 +561,7 @@ def _level_metadata(level: int, model: ODEClassifier) -> dict[str, str]:
 def _normalized_config(raw: dict[str, Any]) -> dict[str, Any]:
     """A saved configuration as this version dumps it (keys added since have their defaults)."""
     try:
-        return parse_config(raw).model_dump(mode="json")
+        return parse_saved_config(raw).model_dump(mode="json")
     except ConfigError:
         return raw
 
@@ -617,7 +617,7 @@ def load_run(run_dir: str | Path):
         raise TrainingError(f"{run_dir} is not a stablenet run directory (no config.json)") from None
     except json.JSONDecodeError as exc:
         raise TrainingError(f"{run_dir / 'config.json'} is not valid JSON: {exc}") from None
-    config = parse_config(raw)
+    config = parse_saved_config(raw)
     if torch.device(config.training.device).type == "cuda" and not torch.cuda.is_available():
         # a run trained on a GPU is evaluated / plotted / analysed on this machine's CPU
         config = config.model_copy(update={"training": config.training.model_copy(update={"device": "cpu"})})
