@@ -169,6 +169,21 @@ CONV_MODEL_KEYS = ("widths", "blocks_per_stage", "dynamics", "method", "T", "ste
                    "activation", "normalization", "gamma", "kernel_size", "gradient", "adjoint_method",
                    "adjoint_steps", "checkpoint_segment")
 DENSE_MODEL_KEYS = ("opening", "blocks")
+
+
+def _count_or_counts(value: Any, per: str) -> Any:
+    """Validate an integer ≥ 1 or a non-empty list of them (one per stage / level)."""
+    def ok(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+    if ok(value) or (isinstance(value, list) and value and all(ok(v) for v in value)):
+        return value
+    raise ValueError(f"expected an integer ≥ 1 or a non-empty list of integers ≥ 1, one per {per}")
+
+
+def _other_kind_keys(kind: str) -> tuple[str, ...]:
+    """The [model] keys that do not apply to a model of this kind."""
+    return CONV_MODEL_KEYS if kind == "dense" else DENSE_MODEL_KEYS
 #: data sets whose samples are images (what kind = "conv" needs)
 IMAGE_DATASETS = ("digits", "fashion_mnist", "cifar10")
 
@@ -215,12 +230,7 @@ class ModelConfig(_Strict):
     @field_validator("blocks_per_stage", mode="before")
     @classmethod
     def _positive_counts(cls, value):
-        def ok(v):
-            return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-        if ok(value) or (isinstance(value, list) and value and all(ok(v) for v in value)):
-            return value
-        raise ValueError("expected an integer ≥ 1 or a non-empty list of integers ≥ 1, one per stage")
+        return _count_or_counts(value, "stage")
 
     @field_validator("widths", mode="before")
     @classmethod
@@ -234,14 +244,13 @@ class ModelConfig(_Strict):
     def _only_this_kind(self, handler):
         """Dump the keys of this kind only (config.json), so that reading it back passes _kind_keys."""
         data = handler(self)
-        for key in CONV_MODEL_KEYS if self.kind == "dense" else DENSE_MODEL_KEYS:
+        for key in _other_kind_keys(self.kind):
             data.pop(key, None)
         return data
 
     @model_validator(mode="after")
     def _kind_keys(self):
-        other = CONV_MODEL_KEYS if self.kind == "dense" else DENSE_MODEL_KEYS
-        for key in other:
+        for key in _other_kind_keys(self.kind):
             if key in self.model_fields_set:
                 raise ValueError(f"model.{key}: applies to model.kind {'conv' if self.kind == 'dense' else 'dense'!r} "
                                  f"only; expected it unset with kind {self.kind!r}")
@@ -439,12 +448,7 @@ class MultilevelConfig(_Strict):
     @field_validator("epochs_per_level", mode="before")
     @classmethod
     def _positive_epochs(cls, value):
-        def ok(v):
-            return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-        if ok(value) or (isinstance(value, list) and value and all(ok(v) for v in value)):
-            return value
-        raise ValueError("expected an integer ≥ 1 or a non-empty list of integers ≥ 1, one per level")
+        return _count_or_counts(value, "level")
 
     @model_validator(mode="after")
     def _one_entry_per_level(self):
@@ -651,8 +655,8 @@ def parse_saved_config(raw: dict[str, Any]) -> Config:
     of the other kind set to anything else is still an error)."""
     model = raw.get("model") if isinstance(raw, dict) else None
     if isinstance(model, dict):
-        other = CONV_MODEL_KEYS if model.get("kind", "dense") == "dense" else DENSE_MODEL_KEYS
-        defaults = {k: ModelConfig.model_fields[k].get_default(call_default_factory=True) for k in other}
+        defaults = {k: ModelConfig.model_fields[k].get_default(call_default_factory=True)
+                    for k in _other_kind_keys(model.get("kind", "dense"))}
         model = {k: v for k, v in model.items() if not (k in defaults and v == defaults[k])}
         raw = {**raw, "model": model}
     return parse_config(raw)
