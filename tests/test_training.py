@@ -102,6 +102,17 @@ def test_label_smoothing_changes_the_training_loss_only(tmp_path):
             small(**change)
 
 
+def test_mixed_precision_is_refused_with_parallel_and_recomputing_gradient_modes():
+    raw = json.loads(json.dumps(SMALL))
+    raw["training"]["mixed_precision"] = "bfloat16"
+    parse_config(raw)                                            # dense, autograd: accepted
+    with pytest.raises(ConfigError, match=r"training.mixed_precision: 'bfloat16' with \[parallel\]"):
+        parse_config({**raw, "parallel": {"layer_ranks": 1}})
+    raw["model"]["blocks"][0]["gradient"] = "reversible"
+    with pytest.raises(ConfigError, match="model.blocks.0.gradient: 'reversible' with training.mixed_precision"):
+        parse_config(raw)
+
+
 def test_resume_refuses_a_changed_config_and_a_run_without_checkpoint(tmp_path):
     train(small(epochs=2), tmp_path / "run", progress=False)
     with pytest.raises(TrainingError, match="configuration differs from the run's"):
