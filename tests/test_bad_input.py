@@ -112,3 +112,17 @@ def test_classifier_checks():
         model(torch.zeros(5, 3))
     with pytest.raises(ValueError, match="loss must be one of"):
         sn.get_loss("hinge")
+    with pytest.raises(ValueError, match=r"label_smoothing: got 1.0, expected a number in \[0, 1\)"):
+        sn.get_loss("cross_entropy", 1.0)
+    with pytest.raises(ValueError, match="label_smoothing: got 0.1 with loss 'least_squares'"):
+        sn.get_loss("least_squares", 0.1)
+
+
+def test_label_smoothed_loss_value():
+    """ε = 0.2 on 3 classes: targets (1 − ε)·onehot + ε/3, so the loss is the cross-entropy
+    against those soft targets; ε = 0 returns the plain loss itself."""
+    scores, labels = torch.tensor([[2.0, 0.5, -1.0], [0.0, 1.0, 3.0]]), torch.tensor([0, 1])
+    soft = 0.8 * torch.nn.functional.one_hot(labels, 3) + 0.2 / 3
+    expected = float(-(soft * scores.log_softmax(-1)).sum(-1).mean())
+    assert float(sn.get_loss("cross_entropy", 0.2)(scores, labels)) == pytest.approx(expected, abs=1e-6)
+    assert sn.get_loss("cross_entropy", 0.0) is sn.softmax_cross_entropy

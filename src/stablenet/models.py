@@ -8,6 +8,7 @@ classifier (W, μ) and the loss make the objective.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Sequence
 
 import torch
@@ -129,6 +130,17 @@ def least_squares(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 LOSSES = {"cross_entropy": softmax_cross_entropy, "least_squares": least_squares}
 
 
-def get_loss(name: str):
-    """A loss function by name: ``cross_entropy`` or ``least_squares``."""
-    return LOSSES[_checks.choice("loss", name, LOSSES)]
+def get_loss(name: str, label_smoothing: float = 0.0):
+    """A loss function by name: ``cross_entropy`` or ``least_squares``.
+
+    ``label_smoothing`` ε ∈ [0, 1) (cross-entropy only) trains against the targets
+    (1 − ε)·onehot + ε/C (Szegedy et al., CVPR 2016), as ``F.cross_entropy(label_smoothing=ε)``.
+    """
+    loss = LOSSES[_checks.choice("loss", name, LOSSES)]
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing: got {label_smoothing!r}, expected a number in [0, 1)")
+    if label_smoothing == 0.0:
+        return loss
+    if loss is not softmax_cross_entropy:
+        raise ValueError(f"label_smoothing: got {label_smoothing!r} with loss {name!r}; it applies to 'cross_entropy' only")
+    return partial(F.cross_entropy, label_smoothing=label_smoothing)

@@ -45,12 +45,10 @@ import json
 import math
 import shutil
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from . import __version__
 from ._io import atomic_write_bytes, write_json
@@ -381,7 +379,7 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
 
     loss_fn = get_loss(t.loss)
     # the training loss: label smoothing applies to it only (validation and test use loss_fn)
-    train_loss_fn = partial(F.cross_entropy, label_smoothing=t.label_smoothing) if t.label_smoothing else loss_fn
+    train_loss_fn = get_loss(t.loss, t.label_smoothing)
     optimizer = _optimizer(config, model)
     # mixed precision: the forward pass and loss under autocast; float16 with a dynamic loss scale
     autocast_dtype = None if t.mixed_precision == "none" else getattr(torch, t.mixed_precision)
