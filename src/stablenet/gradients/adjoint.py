@@ -7,7 +7,7 @@ import torch
 from .. import _checks
 from ..integrators import get_integrator, is_one_step
 from ..integrators import solve as solve_steps
-from .base import GradientMode, _device, flat, register, unflat
+from .base import GradientMode, _device, apply_to_state, flat, register, unflat
 
 
 @register
@@ -87,10 +87,7 @@ class Adjoint(GradientMode):
         return self._grid_cache["value"]
 
     def solve(self, block, state, steps):
-        pair = isinstance(state, tuple)
-        out = _AdjointSolve.apply(block, self, steps, pair, *flat(state),
-                                  *block.dynamics.control_weights())
-        return unflat(out, pair)
+        return apply_to_state(_AdjointSolve, block, state, self, steps)
 
 
 class _AdjointSolve(torch.autograd.Function):

@@ -78,6 +78,18 @@ def unflat(tensors, pair: bool):
     return tuple(tensors) if pair else tensors[0]
 
 
+def apply_to_state(function: type[torch.autograd.Function], block: "ODEBlock", state, *options):
+    """Run a custom autograd ``function`` on a block's state and return the final state.
+
+    The function receives ``block, *options, pair, *state tensors, *control weights`` (``pair``:
+    whether the state is a (y, z) pair) and returns the final state's tensors; the control
+    weights are inputs so that autograd hands the function their gradients.
+    """
+    pair = isinstance(state, tuple)
+    out = function.apply(block, *options, pair, *flat(state), *block.dynamics.control_weights())
+    return unflat(out, pair)
+
+
 def flat_memory(memory) -> tuple[tuple[torch.Tensor, ...], object]:
     """An integrator's memory (None, a tensor, or nested tuples of tensors: AB3 keeps earlier
     evaluations, each a pair for two-stream states) as (tensors, structure)."""

@@ -7,7 +7,7 @@ import math
 import torch
 
 from .. import _checks
-from .base import (GradientMode, _device, backprop_steps, flat, flat_memory, register, unflat,
+from .base import (GradientMode, _device, apply_to_state, backprop_steps, flat, flat_memory, register, unflat,
                    unflat_memory)
 
 
@@ -41,10 +41,8 @@ class Checkpoint(GradientMode):
         return {"segment": self.segment}
 
     def solve(self, block, state, steps):
-        pair = isinstance(state, tuple)
         k = self.segment or math.ceil(math.sqrt(steps))
-        out = _CheckpointSolve.apply(block, steps, k, pair, *flat(state), *block.dynamics.control_weights())
-        return unflat(out, pair)
+        return apply_to_state(_CheckpointSolve, block, state, steps, k)
 
 
 class _CheckpointSolve(torch.autograd.Function):

@@ -6,7 +6,7 @@ import torch
 
 from ..integrators import is_reversible
 from ..integrators import SeparableRHS
-from .base import GradientMode, _device, flat, register, stage_leaves, unflat
+from .base import GradientMode, _device, apply_to_state, flat, register, stage_leaves, unflat
 
 
 @register
@@ -41,9 +41,7 @@ class Reversible(GradientMode):
                 f"method={integrator.name!r}; use gradient='checkpoint' to save memory with it")
 
     def solve(self, block, state, steps):
-        pair = isinstance(state, tuple)
-        out = _ReversibleSolve.apply(block, steps, pair, *flat(state), *block.dynamics.control_weights())
-        return unflat(out, pair)
+        return apply_to_state(_ReversibleSolve, block, state, steps)
 
 
 class _ReversibleSolve(torch.autograd.Function):
