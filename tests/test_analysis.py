@@ -71,6 +71,11 @@ def test_eigenvalues_of_linear_dynamics_are_eig_K(method):
         assert summary["fraction_stable"] == pytest.approx(
             sum(abs(R[method](h * complex(l))) <= 1 + 1e-6 for l in expected) / 5)
     assert summary["max_real"] == pytest.approx(float(expected.real.max()), abs=1e-10)
+    assert summary["max_abs"] == pytest.approx(float(expected.abs().max()), rel=1e-10)
+    assert summary["continuous_stable"] == bool(expected.real.max() <= 0)
+    # −KᵀK: symmetric negative semidefinite, rank 3 — zero eigenvalues computed to round-off count as ≤ 0
+    Kr = K[:3]
+    assert stability_summary(linear_block(-Kr.T @ Kr, method), torch.randn(4, 5, dtype=torch.float64))["continuous_stable"]
 
 
 def test_hamiltonian_jacobians_have_imaginary_spectrum_and_verlet_verdict():
@@ -148,6 +153,7 @@ def test_analyze_command(tmp_path):
     assert [b["dynamics"] for b in report["blocks"]] == ["Antisymmetric", "Hamiltonian"]
     assert [len(b["layers"]) for b in report["blocks"]] == [4, 4]
     assert abs(report["blocks"][1]["max_real"]) < 1e-10  # Hamiltonian: imaginary spectrum
+    assert report["blocks"][1]["continuous_stable"] and all(lay["continuous_stable"] for lay in report["blocks"][1]["layers"])
     for name in report["figures"]:
         assert (tmp_path / "run" / "analysis" / name).read_bytes()[:4] == b"\x89PNG"
     for bad in [tmp_path / "missing", tmp_path]:

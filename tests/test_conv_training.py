@@ -102,6 +102,8 @@ def test_analyze_a_parabolic_conv_run_gives_no_positive_real_part(conv_run, caps
     layers = [layer for b in report["blocks"] for layer in b["layers"]]
     assert len(layers) == 4
     assert all(layer["max_real"] <= 1e-6 for layer in layers), [layer["max_real"] for layer in layers]
+    assert all(layer["continuous_stable"] for layer in layers) and report["network"]["continuous_stable"]
+    assert "(≤ 0 up to round-off in every layer)" in capsys.readouterr().out
     assert (conv_run / "analysis" / "eigenvalues_block1.png").exists()
 
 

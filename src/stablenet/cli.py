@@ -99,7 +99,8 @@ def _analyze(args) -> int:
     report = analyze_run(args.run_dir, args.out, samples=args.samples, crop=args.crop)
     out = Path(args.out) if args.out else Path(args.run_dir) / "analysis"
     net = report["network"]
-    print(f"max Re λ = {net['max_real']:.3g}, max amplification {net['max_amplification']:.4f}, "
+    sign = "≤ 0 up to round-off in every layer" if net["continuous_stable"] else "> 0 in some layer"
+    print(f"max Re λ = {net['max_real']:.3g} ({sign}), max amplification {net['max_amplification']:.4f}, "
           f"{100 * net['fraction_stable']:.1f}% of h·λ inside the stability region")
     print(f"wrote {out / 'stability.json'} and " + ", ".join(report["figures"]))
     return 0

@@ -99,6 +99,7 @@ def _write_report(report: dict, figures: list, out: Path) -> dict:
     blocks = report["blocks"]
     report["network"] = {
         "max_real": max(b["max_real"] for b in blocks),
+        "continuous_stable": all(b["continuous_stable"] for b in blocks),
         "max_amplification": max(b["max_amplification"] for b in blocks),
         "fraction_stable": sum(b["fraction_stable"] * b["steps"] for b in blocks) / sum(b["steps"] for b in blocks),
     }
