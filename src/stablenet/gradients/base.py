@@ -130,23 +130,21 @@ def stage_leaves(thetas, index, steps: range) -> tuple[list[int], list[tuple[tor
 
 
 def backprop_steps(block, thetas, index, steps: range, state, memory, pair: bool,
-                   g_state, g_memory, w_grads, *, leaves=None, rhs=None):
+                   g_state, g_memory, w_grads):
     """Recompute ``steps`` from (state, memory) with autograd and pull the adjoints back.
 
     ``g_state``/``g_memory`` are the gradients with respect to the state and memory after the
     last step; returns those with respect to ``state`` and ``memory`` before the first, and adds
     the weights' gradients into ``w_grads`` (through :meth:`StageThetas.accumulate`).  This is
-    the backward pass of one segment, shared by the checkpointing and reversible modes.
-    ``leaves`` (from :func:`stage_leaves`) and ``rhs`` (built on them) let a caller supply the
-    right-hand side, e.g. one that replays evaluations it already made.
+    the backward pass of one segment, shared by the checkpointing mode and MGRIT's backward.
     """
     integrator, h = block.integrator, block.T / len(index)  # index: one entry per step
-    rows, th = leaves if leaves is not None else stage_leaves(thetas, index, steps)
+    rows, th = stage_leaves(thetas, index, steps)
     m_flat, m_struct = flat_memory(memory)
     with torch.enable_grad():
         s_in = [t.detach().requires_grad_() for t in (state if pair else (state,))]
         m_in = [t.detach().requires_grad_() for t in m_flat]
-        f = rhs if rhs is not None else block.rhs(th, index, rows[0])
+        f = block.rhs(th, index, rows[0])
         y, mem = (tuple(s_in) if pair else s_in[0]), unflat_memory(m_in, m_struct)
         for j in steps:
             y, mem = integrator.step(f, j, y, h, mem)
