@@ -89,7 +89,7 @@ def test_cli_trains_a_conv_network_and_the_loss_falls(conv_run, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(conv_run), "--split", "test"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert out["accuracy"] == pytest.approx(metrics["test_accuracy"]) and out["batch_size"] == 500
     assert main(["plot", str(conv_run)]) == 0
 
 

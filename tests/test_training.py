@@ -220,6 +220,14 @@ def test_cli_train_evaluate_plot(tmp_path, capsys):
     assert main(["evaluate", str(out), "--steps", "16", "--split", "val"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["steps"] == [16] and result["split"] == "val" and 0 <= result["accuracy"] <= 1
+    assert result["batch_size"] == 4096
+    # a dense network has no batch statistics: any evaluation batch size gives the same numbers
+    assert main(["evaluate", str(out), "--steps", "16", "--split", "val", "--batch-size", "7"]) == 0
+    small_batches = json.loads(capsys.readouterr().out)
+    assert small_batches["batch_size"] == 7 and small_batches["accuracy"] == result["accuracy"]
+    assert small_batches["loss"] == pytest.approx(result["loss"], rel=1e-5)
+    assert main(["evaluate", str(out), "--batch-size", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "stablenet: error: batch_size must be an integer >= 1, got 0"
     (out / "curves.png").unlink()
     assert main(["plot", str(out)]) == 0
     assert (out / "curves.png").exists()

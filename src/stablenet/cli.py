@@ -67,7 +67,7 @@ def _train(args) -> int:
 
 def _evaluate(args) -> int:
     from .models import get_loss
-    from .training import evaluate, load_run
+    from .training import evaluate, evaluation_batch_size, load_run
 
     config, model, data = load_run(args.run_dir)
     if args.steps is not None:
@@ -77,9 +77,11 @@ def _evaluate(args) -> int:
     if split is None:
         raise ValueError(f"data set {data.name!r} has no {args.split} split")
     param = next(model.parameters())
-    loss, acc = evaluate(model, split.x.to(param), split.y.to(param.device), get_loss(config.training.loss))
+    batch_size = evaluation_batch_size(model) if args.batch_size is None else args.batch_size
+    loss, acc = evaluate(model, split.x.to(param), split.y.to(param.device), get_loss(config.training.loss),
+                         batch_size)
     steps = [b.steps for b in model.blocks]
-    print(json.dumps({"split": args.split, "steps": steps, "accuracy": acc, "loss": loss}))
+    print(json.dumps({"split": args.split, "steps": steps, "batch_size": batch_size, "accuracy": acc, "loss": loss}))
     return 0
 
 
@@ -142,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("run_dir")
     ev.add_argument("--steps", type=int, help="number of state steps N for every block (default: as trained)")
     ev.add_argument("--split", choices=["train", "val", "test"], default="test")
+    ev.add_argument("--batch-size", type=int, help="points per evaluation batch (default 4096; 500 images for "
+                    "convolutional models, whose in-block batch normalization uses each batch's statistics)")
     ev.set_defaults(func=_evaluate)
 
     pl = sub.add_parser("plot", help="(re)draw a run's figures")
