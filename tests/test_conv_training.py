@@ -90,6 +90,20 @@ def test_cli_trains_a_conv_network_and_the_loss_falls(conv_run, capsys):
     assert main(["evaluate", str(conv_run), "--split", "test"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["accuracy"] == pytest.approx(metrics["test_accuracy"]) and out["batch_size"] == 500
+    # the in-block batch norm was calibrated on the training images: any evaluation batch size
+    # gives the same predictions, one image at a time included
+    assert metrics["batch_norm_statistics"] == {"file": "batch_norm_statistics.safetensors", "images": len(x)}
+    assert model.batch_norm_statistics is not None and model.batch_norm_grid == [[2, "euler"], [2, "euler"]]
+    assert main(["evaluate", str(conv_run), "--split", "test", "--batch-size", "1"]) == 0
+    singles = json.loads(capsys.readouterr().out)
+    assert singles["accuracy"] == out["accuracy"] and singles["loss"] == pytest.approx(out["loss"], rel=1e-5)
+    assert out["batch_norm_statistics"] == singles["batch_norm_statistics"] == "population"
+    # another state grid: the statistics are recomputed for it
+    assert main(["evaluate", str(conv_run), "--steps", "4", "--batch-size", "1"]) == 0
+    finer = json.loads(capsys.readouterr().out)
+    assert finer["steps"] == [4, 4] and finer["batch_norm_statistics"] == "population"
+    assert main(["evaluate", str(conv_run), "--steps", "4", "--batch-size", "60"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == finer["accuracy"]
     assert main(["plot", str(conv_run)]) == 0
 
 

@@ -156,3 +156,40 @@ def load_weights(path: str | Path, module: torch.nn.Module) -> None:
             raise CheckpointError(f"{path}: {key} has shape {tuple(value.shape)}, the model expects "
                                   f"{tuple(expected[key].shape)}")
     module.load_state_dict(tensors)
+
+
+BATCH_NORM_FORMAT = "stablenet-batch-norm-statistics/1"
+
+
+def save_batch_norm_statistics(path: str | Path, model, images: int) -> Path:
+    """A calibrated :class:`~stablenet.conv_models.ConvODENet`'s population batch-norm statistics
+    (``mean.I``/``var.I`` in evaluation order) and the state grids they belong to, atomically."""
+    stats = model.batch_norm_statistics
+    if stats is None:
+        raise ValueError("the model has no batch-norm population statistics (call calibrate_batch_norm)")
+    tensors = {}
+    for i, (mean, var) in enumerate(stats):
+        tensors[f"mean.{i}"] = mean.detach().cpu().contiguous().clone()
+        tensors[f"var.{i}"] = var.detach().cpu().contiguous().clone()
+    meta = {"format": BATCH_NORM_FORMAT, "grid": json.dumps(model.batch_norm_grid), "images": str(images)}
+    return atomic_write_bytes(path, st_save(tensors, metadata=meta))
+
+
+def load_batch_norm_statistics(path: str | Path, model) -> int:
+    """Install the statistics of :func:`save_batch_norm_statistics` in ``model``; returns the
+    number of images they were computed from.  Clear errors for foreign or mismatched files."""
+    path = Path(path)
+    meta = weights_metadata(path)
+    if meta.get("format") != BATCH_NORM_FORMAT:
+        raise CheckpointError(f"{path} is not a stablenet batch-norm statistics file "
+                              f"(format {meta.get('format')!r}, expected {BATCH_NORM_FORMAT!r})")
+    tensors = _load_safetensors(path.read_bytes(), path)
+    n = len(tensors) // 2
+    if sorted(tensors) != sorted([f"mean.{i}" for i in range(n)] + [f"var.{i}" for i in range(n)]):
+        raise CheckpointError(f"{path}: expected tensors mean.0, var.0, …, got {sorted(tensors)[:4]}")
+    try:
+        grid, images = json.loads(meta["grid"]), int(meta["images"])
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unreadable metadata ({exc})") from None
+    model.set_batch_norm_statistics([(tensors[f"mean.{i}"], tensors[f"var.{i}"]) for i in range(n)], grid)
+    return images

@@ -67,6 +67,7 @@ def _train(args) -> int:
 
 def _evaluate(args) -> int:
     from .models import get_loss
+    from .conv_models import ConvODENet
     from .training import evaluate, evaluation_batch_size, load_run
 
     config, model, data = load_run(args.run_dir)
@@ -77,11 +78,16 @@ def _evaluate(args) -> int:
     if split is None:
         raise ValueError(f"data set {data.name!r} has no {args.split} split")
     param = next(model.parameters())
-    batch_size = evaluation_batch_size(model) if args.batch_size is None else args.batch_size
+    result = {"split": args.split, "steps": [b.steps for b in model.blocks]}
+    stats = getattr(model, "batch_norm_statistics", None)
+    if stats is not None and model.batch_norm_grid != model.state_grids():  # --steps: recompute them
+        model.calibrate_batch_norm(data.train.x.to(param))
+    if isinstance(model, ConvODENet) and model.has_batch_norm():
+        result["batch_norm_statistics"] = "batch" if stats is None else "population"
+    result["batch_size"] = evaluation_batch_size(model) if args.batch_size is None else args.batch_size
     loss, acc = evaluate(model, split.x.to(param), split.y.to(param.device), get_loss(config.training.loss),
-                         batch_size)
-    steps = [b.steps for b in model.blocks]
-    print(json.dumps({"split": args.split, "steps": steps, "batch_size": batch_size, "accuracy": acc, "loss": loss}))
+                         result["batch_size"])
+    print(json.dumps({**result, "accuracy": acc, "loss": loss}))
     return 0
 
 

@@ -21,13 +21,19 @@ steps, nt, normalization, gradient mode, …) that a configuration file can carr
 The normalization outside the ODE blocks (opening, connectors) is an ordinary layer
 (:func:`image_norm`): ``"batch"`` is ``nn.BatchNorm2d`` with running statistics (so ``eval()``
 matters there), ``"instance"`` ``nn.InstanceNorm2d(affine=True)``, ``"tv"`` :class:`TVNorm`.
-Inside the blocks the dynamics normalize with batch statistics always (see
-:mod:`stablenet.dynamics.conv` for why).
+Inside the blocks the dynamics normalize with batch statistics (see :mod:`stablenet.dynamics.conv`
+for why), so in training mode, and until calibrated, predictions depend on the batch.
+:meth:`ConvODENet.calibrate_batch_norm` computes *population* statistics instead (every in-block
+normalization's mean and variance over a whole data set, as "precise BN": Wu & Johnson,
+"Rethinking 'batch' in BatchNorm", 2021); in ``eval()`` mode the network then normalizes with
+them, and an image's prediction no longer depends on the batch it comes in.  The trainer
+calibrates on the training images at the end of a run (``batch_norm_statistics.safetensors``).
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping, Sequence
 
@@ -38,7 +44,8 @@ from torch import nn
 from . import _checks
 from .block import ODEBlock
 from .dynamics import ACTIVATIONS, DYNAMICS
-from .dynamics.conv import NORMALIZATION_EPS, ConvDynamics, check_normalization, odd_kernel_size
+from .dynamics.conv import (NORMALIZATION_EPS, ConvDynamics, check_normalization, frozen_batch_statistics,
+                            odd_kernel_size, recording_or_replaying)
 from .gradients import make_gradient_mode
 from .integrators import get_integrator
 from .models import propagate
@@ -111,7 +118,7 @@ class ConvODENet(nn.Module):
 
     Attributes as in :class:`~stablenet.models.ODEClassifier`: ``opening``, ``classifier`` (the
     head's weights W, μ), ``blocks`` (every ODE block, stage by stage), ``prolongate()``; plus
-    ``stages`` and ``connectors``.
+    ``stages``, ``connectors`` and ``batch_norm_statistics`` (see :meth:`calibrate_batch_norm`).
     """
 
     def __init__(self, in_channels: int, n_classes: int,
@@ -155,6 +162,7 @@ class ConvODENet(nn.Module):
             self.classifier = nn.Linear(self.widths[-1], n_classes)
         else:
             self.classifier = nn.Conv2d(self.widths[-1], n_classes, 1)
+        self._n_statistics, self.batch_norm_grid = 0, None
 
     @property
     def blocks(self) -> list[ODEBlock]:
@@ -171,7 +179,89 @@ class ConvODENet(nn.Module):
         layers = list(self.stages[0])
         for connector, stage in zip(self.connectors, self.stages[1:]):
             layers += [connector, *stage]
-        return propagate(self.opening(x), layers, return_states=return_states)
+        stats = self._inference_statistics()
+        with nullcontext() if stats is None else frozen_batch_statistics(stats):
+            return propagate(self.opening(x), layers, return_states=return_states)
+
+    # -- population statistics of the in-block batch normalization ---------------------------------
+    def has_batch_norm(self) -> bool:
+        """Whether a block's dynamics normalizes with batch statistics (``normalization="batch"``)."""
+        return any(getattr(b.dynamics, "normalization", None) == "batch" for b in self.blocks)
+
+    def state_grids(self) -> list[list]:
+        """Every block's [steps, integrator]: what fixes the sequence of normalizations evaluated."""
+        return [[b.steps, b.integrator.name] for b in self.blocks]
+
+    @property
+    def batch_norm_statistics(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """The population (mean, variance) of every in-block batch normalization, in the order of
+        evaluation in one forward pass, or None if not calibrated."""
+        if not self._n_statistics:
+            return None
+        return [(getattr(self, f"bn_mean_{i}"), getattr(self, f"bn_var_{i}")) for i in range(self._n_statistics)]
+
+    def set_batch_norm_statistics(self, stats, grid: list[list] | None = None) -> None:
+        """Install population statistics (a list of per-channel (mean, variance)) recorded with the
+        state grids ``grid`` (default: the current ones), or remove them with ``None``."""
+        for i in range(self._n_statistics):
+            delattr(self, f"bn_mean_{i}")
+            delattr(self, f"bn_var_{i}")
+        self._n_statistics, self.batch_norm_grid = 0, None
+        if stats is None:
+            return
+        ref = next(self.parameters())
+        for i, (mean, var) in enumerate(stats):
+            # buffers, so that .to(device / dtype) moves them; not persistent: they are saved apart
+            # from the weights (checkpoint.save_batch_norm_statistics), as they exist only once calibrated
+            self.register_buffer(f"bn_mean_{i}", mean.detach().to(ref), persistent=False)
+            self.register_buffer(f"bn_var_{i}", var.detach().to(ref), persistent=False)
+        self._n_statistics = len(stats)
+        self.batch_norm_grid = self.state_grids() if grid is None else [list(g) for g in grid]
+
+    @torch.no_grad()
+    def calibrate_batch_norm(self, x: torch.Tensor, batch_size: int = 500) -> int:
+        """Population statistics for inference: run ``x`` through the network (``eval()`` mode) in
+        batches of ``batch_size``, record every in-block batch normalization's per-channel mean and
+        variance (over batch, H, W) and pool them over all of ``x`` — exactly the mean and variance
+        over every image's pixels, whatever the batch size, given the normalizations' inputs.  In
+        ``eval()`` mode the network then normalizes with these; in ``train()`` mode it keeps
+        using each batch's.  Returns the number of images.  Recalibrate after changing a block's
+        ``steps`` (evaluating in ``eval()`` mode refuses stale statistics).
+        """
+        if not self.has_batch_norm():
+            raise ValueError("calibrate_batch_norm: no block of this network uses normalization='batch'")
+        batch_size = _checks.positive_int("batch_size", batch_size)
+        if not isinstance(x, torch.Tensor) or x.shape[0] == 0:
+            raise ValueError("calibrate_batch_norm: x must be a non-empty batch of images")
+        was_training = self.training
+        self.set_batch_norm_statistics(None)
+        self.eval()
+        sums: list[tuple[torch.Tensor, torch.Tensor]] = []
+        try:
+            for start in range(0, x.shape[0], batch_size):
+                xb = x[start:start + batch_size]
+                with frozen_batch_statistics() as stats:
+                    self(xb)
+                m = xb.shape[0]
+                # pooled first and second moments, in float64 (each batch's mean over its pixels)
+                moments = [(m * mean.double(), m * (var.double() + mean.double() ** 2)) for mean, var in stats]
+                sums = moments if not sums else [(a + c, b + d) for (a, b), (c, d) in zip(sums, moments)]
+        finally:
+            self.train(was_training)
+        n = x.shape[0]
+        self.set_batch_norm_statistics([(a / n, (b / n - (a / n) ** 2).clamp_min(0.0)) for a, b in sums])
+        return n
+
+    def _inference_statistics(self):
+        """The population statistics to normalize with now, or None (training mode, not
+        calibrated, or a caller already recording/replaying statistics)."""
+        if self.training or not self._n_statistics or recording_or_replaying():
+            return None
+        if self.state_grids() != self.batch_norm_grid:
+            raise ValueError(f"the batch-norm population statistics were computed with state grids "
+                             f"{self.batch_norm_grid} ([steps, integrator] per block), the network now has "
+                             f"{self.state_grids()}; call calibrate_batch_norm again")
+        return self.batch_norm_statistics
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores (batch, n_classes), or per-pixel scores (batch, n_classes, H, W)."""

@@ -6,7 +6,12 @@
 * ``checkpoint.json`` + ``checkpoint-EPOCH.safetensors`` after every epoch (resumable);
 * ``best.safetensors``: the weights with the best validation accuracy;
 * ``history.json`` / ``history.csv``: per-epoch metrics;
-* ``metrics.json``: the summary (best validation accuracy, test accuracy of the best weights, …).
+* ``metrics.json``: the summary (best validation accuracy, test accuracy of the best weights, …);
+* ``batch_norm_statistics.safetensors`` (convolutional networks with ``normalization = "batch"``
+  inside the blocks): population statistics of those normalizations over the training images,
+  computed for the best weights at the end (:meth:`ConvODENet.calibrate_batch_norm`); the test
+  accuracy and every later evaluation of the run use them, so predictions do not depend on the
+  batch.  Validation during training uses each batch's statistics (batches of 500 images).
 
 Determinism: the seed fixes the data, the initialization and the batch order (a dedicated
 ``torch.Generator`` whose state is checkpointed), so on the CPU a resumed run ends with exactly
@@ -53,12 +58,17 @@ import torch
 from . import __version__, _checks
 from ._io import atomic_write_bytes, write_json
 from .block import ODEBlock
-from .checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint, save_weights, weights_metadata
+from .checkpoint import (CheckpointError, load_batch_norm_statistics, load_checkpoint, load_weights,
+                         save_batch_norm_statistics, save_checkpoint, save_weights, weights_metadata)
 from .config import NEWTON_OPTIMIZERS, BlockConfig, Config, ConfigError, parse_saved_config
+from .conv_models import ConvODENet
 from .dynamics import DYNAMICS
 from .gradients import make_gradient_mode
 from .models import ODEClassifier, get_loss
 from .parallel.context import ParallelContext
+
+#: the population batch-norm statistics of a convolutional run (see the module docstring)
+BATCH_NORM_FILE = "batch_norm_statistics.safetensors"
 
 
 class TrainingError(RuntimeError):
@@ -272,8 +282,6 @@ def evaluation_batch_size(model) -> int:
     blocks uses each batch's statistics, so predictions depend on the batch (measured for the
     Fashion-MNIST network in benchmarks/RESULTS.md: 94.01% test accuracy in batches of 500,
     93.77% in batches of 50, 92.84% in batches of 10)."""
-    from .conv_models import ConvODENet
-
     return 500 if isinstance(model, ConvODENet) else 4096
 
 
@@ -532,6 +540,12 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
         "wall_time_s": wall,
         "n_params": sum(p.numel() for p in model.parameters()),
     }
+    if isinstance(model, ConvODENet) and model.has_batch_norm():
+        # population statistics of the in-block batch normalization, for every later evaluation
+        images = model.calibrate_batch_norm(x_train)
+        if writer:
+            save_batch_norm_statistics(out_dir / BATCH_NORM_FILE, model, images)
+        metrics["batch_norm_statistics"] = {"file": BATCH_NORM_FILE, "images": images}
     if data.test is not None:
         test_loss, test_acc = evaluate(model, data.test.x.to(device, dtype), data.test.y.to(device), loss_fn)
         metrics.update(test_accuracy=test_acc, test_loss=test_loss)
@@ -542,6 +556,8 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
                 coarse = build_model(config, data.in_features, data.n_classes, level=record["level"],
                                      image_shape=data.image_shape)
                 load_weights(out_dir / f"best-level-{record['level']}.safetensors", coarse)
+                if isinstance(coarse, ConvODENet) and coarse.has_batch_norm():
+                    coarse.calibrate_batch_norm(x_train)
                 record["test_accuracy"] = evaluate(coarse, data.test.x.to(device, dtype), data.test.y.to(device),
                                                    loss_fn)[1]
     metrics.update(dataset=data.name, config=config.model_dump(mode="json"), stablenet_version=__version__)
@@ -631,5 +647,7 @@ def load_run(run_dir: str | Path):
     level = _weights_level(run_dir / "best.safetensors", config) if config.multilevel is not None else None
     model = build_model(config, data.in_features, data.n_classes, level=level, image_shape=data.image_shape)
     load_weights(run_dir / "best.safetensors", model)
+    if (run_dir / BATCH_NORM_FILE).exists():
+        load_batch_norm_statistics(run_dir / BATCH_NORM_FILE, model)
     model.eval()
     return config, model, data

@@ -33,7 +33,9 @@ normalization's shift):
   gradient modes evaluate it again in the backward pass (running averages would be updated at
   every one of those evaluations, per stage rather than per layer), and ``step_back`` must
   invert exactly the map that ran forward.  The price: predictions depend on the batch they are
-  evaluated in; evaluate in large batches, or use ``"instance"``/``"tv"``, which act per image.
+  evaluated in, until population statistics replace the batch's for inference
+  (:meth:`stablenet.conv_models.ConvODENet.calibrate_batch_norm`, replayed with
+  :func:`frozen_batch_statistics`); ``"instance"``/``"tv"`` act per image anyway.
 * ``"instance"``: per image and channel over (H, W) (Ulyanov et al. 2016).
 * ``"tv"``: total-variation normalization of Ruthotto & Haber (Meganet's ``tvNormLayer``):
   every pixel's channel vector divided by its length, X / sqrt(Σ_c X_c² + ε), ε = 1e-4.
@@ -117,6 +119,11 @@ def frozen_batch_statistics(stats: list | None = None):
         yield state["stats"] if state is not None else []
     finally:
         _FROZEN_BATCH_STATS.reset(token)
+
+
+def recording_or_replaying() -> bool:
+    """Whether a :func:`frozen_batch_statistics` block is active."""
+    return _FROZEN_BATCH_STATS.get() is not None
 
 
 def odd_kernel_size(name: str, value: object) -> int:
