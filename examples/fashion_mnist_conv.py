@@ -103,6 +103,8 @@ def main(argv=None) -> dict:
                         "time_s": time.perf_counter() - start})
         print(f"epoch {epoch}: train loss {loss_sum / len(x_train):.4f}, validation accuracy {val:.4f}, "
               f"{time.perf_counter() - start:.0f} s", flush=True)
+    if net.has_batch_norm():  # population statistics for inference: test predictions independent of the batch
+        net.calibrate_batch_norm(aug.eval_transform(x_train))
     test = accuracy(net, aug, x_test, y_test)
     result = {"dynamics": args.dynamics, "method": args.method, "widths": list(widths), "weights": n_weights,
               "epochs": epochs, "threads": args.threads, "test_accuracy": test,
