@@ -278,10 +278,11 @@ def _scheduler(config: Config, optimizer, epochs: int | None = None, batches: in
 
 # -- evaluation -----------------------------------------------------------------------------------
 def evaluation_batch_size(model) -> int:
-    """4096 points, or 500 images for convolutional models: their batch normalization inside the
-    blocks uses each batch's statistics, so predictions depend on the batch (measured for the
-    Fashion-MNIST network in benchmarks/RESULTS.md: 94.01% test accuracy in batches of 500,
-    93.77% in batches of 50, 92.84% in batches of 10)."""
+    """4096 points, or 500 images for convolutional models: until calibrated
+    (:meth:`ConvODENet.calibrate_batch_norm`) their batch normalization inside the blocks uses each
+    batch's statistics, so predictions depend on the batch (the Fashion-MNIST network of
+    benchmarks/RESULTS.md: 94.01% test accuracy in batches of 500, 92.84% in batches of 10; 94.13%
+    for any batch size once calibrated)."""
     return 500 if isinstance(model, ConvODENet) else 4096
 
 
