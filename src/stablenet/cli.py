@@ -66,8 +66,8 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from .models import get_loss
     from .conv_models import ConvODENet
+    from .models import get_loss
     from .training import evaluate, evaluation_batch_size, load_run
 
     config, model, data = load_run(args.run_dir)
