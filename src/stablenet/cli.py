@@ -79,11 +79,10 @@ def _evaluate(args) -> int:
         raise ValueError(f"data set {data.name!r} has no {args.split} split")
     param = next(model.parameters())
     result = {"split": args.split, "steps": [b.steps for b in model.blocks]}
-    stats = getattr(model, "batch_norm_statistics", None)
-    if stats is not None and model.batch_norm_grid != model.state_grids():  # --steps: recompute them
-        model.calibrate_batch_norm(data.train.x.to(param))
     if isinstance(model, ConvODENet) and model.has_batch_norm():
-        result["batch_norm_statistics"] = "batch" if stats is None else "population"
+        if model.batch_norm_statistics_stale():  # --steps: recompute them for the new state grids
+            model.calibrate_batch_norm(data.train.x.to(param))
+        result["batch_norm_statistics"] = "batch" if model.batch_norm_statistics is None else "population"
     result["batch_size"] = evaluation_batch_size(model) if args.batch_size is None else args.batch_size
     loss, acc = evaluate(model, split.x.to(param), split.y.to(param.device), get_loss(config.training.loss),
                          result["batch_size"])

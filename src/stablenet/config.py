@@ -184,6 +184,8 @@ def _count_or_counts(value: Any, per: str) -> Any:
 def _other_kind_keys(kind: str) -> tuple[str, ...]:
     """The [model] keys that do not apply to a model of this kind."""
     return CONV_MODEL_KEYS if kind == "dense" else DENSE_MODEL_KEYS
+
+
 #: data sets whose samples are images (what kind = "conv" needs)
 IMAGE_DATASETS = ("digits", "fashion_mnist", "cifar10")
 

@@ -186,11 +186,15 @@ class ConvODENet(nn.Module):
     # -- population statistics of the in-block batch normalization ---------------------------------
     def has_batch_norm(self) -> bool:
         """Whether a block's dynamics normalizes with batch statistics (``normalization="batch"``)."""
-        return any(getattr(b.dynamics, "normalization", None) == "batch" for b in self.blocks)
+        return any(b.dynamics.normalization == "batch" for b in self.blocks)
 
     def state_grids(self) -> list[list]:
         """Every block's [steps, integrator]: what fixes the sequence of normalizations evaluated."""
         return [[b.steps, b.integrator.name] for b in self.blocks]
+
+    def batch_norm_statistics_stale(self) -> bool:
+        """Whether population statistics are installed for other state grids than the blocks' now."""
+        return self._n_statistics > 0 and self.batch_norm_grid != self.state_grids()
 
     @property
     def batch_norm_statistics(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
@@ -257,7 +261,7 @@ class ConvODENet(nn.Module):
         calibrated, or a caller already recording/replaying statistics)."""
         if self.training or not self._n_statistics or recording_or_replaying():
             return None
-        if self.state_grids() != self.batch_norm_grid:
+        if self.batch_norm_statistics_stale():
             raise ValueError(f"the batch-norm population statistics were computed with state grids "
                              f"{self.batch_norm_grid} ([steps, integrator] per block), the network now has "
                              f"{self.state_grids()}; call calibrate_batch_norm again")

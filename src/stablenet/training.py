@@ -541,9 +541,8 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
         "wall_time_s": wall,
         "n_params": sum(p.numel() for p in model.parameters()),
     }
-    if isinstance(model, ConvODENet) and model.has_batch_norm():
-        # population statistics of the in-block batch normalization, for every later evaluation
-        images = model.calibrate_batch_norm(x_train)
+    images = _calibrate_batch_norm(model, x_train)  # for every later evaluation
+    if images:
         if writer:
             save_batch_norm_statistics(out_dir / BATCH_NORM_FILE, model, images)
         metrics["batch_norm_statistics"] = {"file": BATCH_NORM_FILE, "images": images}
@@ -557,8 +556,7 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
                 coarse = build_model(config, data.in_features, data.n_classes, level=record["level"],
                                      image_shape=data.image_shape)
                 load_weights(out_dir / f"best-level-{record['level']}.safetensors", coarse)
-                if isinstance(coarse, ConvODENet) and coarse.has_batch_norm():
-                    coarse.calibrate_batch_norm(x_train)
+                _calibrate_batch_norm(coarse, x_train)
                 record["test_accuracy"] = evaluate(coarse, data.test.x.to(device, dtype), data.test.y.to(device),
                                                    loss_fn)[1]
     metrics.update(dataset=data.name, config=config.model_dump(mode="json"), stablenet_version=__version__)
@@ -566,6 +564,14 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
         write_json(out_dir / "metrics.json", metrics)
     parallel.close()
     return metrics
+
+
+def _calibrate_batch_norm(model, x_train: torch.Tensor) -> int:
+    """Population statistics of a conv model's in-block batch normalization over the training
+    images; the number of images, or 0 for a model without such a normalization."""
+    if isinstance(model, ConvODENet) and model.has_batch_norm():
+        return model.calibrate_batch_norm(x_train)
+    return 0
 
 
 def _level_record(level: int, grid: list[tuple[int, int]]) -> dict[str, Any]:
