@@ -32,13 +32,17 @@ lr = 0.01
 ```
 
 Unknown keys, wrong types and out-of-range values are errors that name the key; the CLI prints
-them as one line.
+them as one line.  Every number must be finite (``inf`` and ``nan``, valid TOML floats, are
+refused), every count is at most :data:`MAX_COUNT` (widths: :data:`MAX_WIDTH`) and the seed lies in
+0 … :data:`MAX_SEED`.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -55,8 +59,24 @@ class ConfigError(ValueError):
     """A configuration that does not match the schema; the message is one line per problem."""
 
 
+#: upper bound of every count (epochs, steps, nt, batch size, iterations, …): the largest C int, so that
+#: no count overflows a 32-bit index or a C ``int`` argument (torch.set_num_threads, …)
+MAX_COUNT = 2**31 - 1
+#: upper bound of feature widths and channel counts: nt·width² weights of one block stay below 2**63
+MAX_WIDTH = 2**16
+#: upper bound of the seed: torch.manual_seed and torch.Generator.manual_seed take −2**63 … 2**64 − 1
+#: (else "Overflow when unpacking long long"); the seed is ≥ 0 and a signed int64 here
+MAX_SEED = 2**63 - 1
+#: upper bound of training.threads (torch CPU threads; more than the cores only slows torch down)
+MAX_THREADS = 1024
+#: upper bound of model.kernel_size and data.augment.padding (pixels; images are far smaller)
+MAX_PIXELS = 1024
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: every float of every table (lists and tables of floats included) must be
+    # finite; TOML has inf and nan, which would otherwise pass the range checks (inf > 0) or fail late
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class AugmentConfig(_Strict):
@@ -67,8 +87,8 @@ class AugmentConfig(_Strict):
     exact); validation and test images get the standardization only.
     """
 
-    padding: int = Field(0, ge=0, description="random crop: zero padding on every side (0: no crop; "
-                         "4 for CIFAR-10, 2 for 28×28 images)")
+    padding: int = Field(0, ge=0, le=MAX_PIXELS, description="random crop: zero padding on every side "
+                         "(0: no crop; 4 for CIFAR-10, 2 for 28×28 images)")
     flip: bool = Field(False, description="mirror each training image left–right with probability ½")
     erase: float = Field(0.0, ge=0, le=1, description="random erasing (Zhong et al. 2020): probability that a "
                          "rectangle of 2–40% of a training image's area (aspect ratio 0.3–3.3) is filled with "
@@ -108,6 +128,15 @@ class DataConfig(_Strict):
     augment: Optional[AugmentConfig] = Field(
         None, description="image augmentation for convolutional models; see [data.augment]")
 
+    @field_validator("options")
+    @classmethod
+    def _counts_fit(cls, options):
+        """The integer options are counts (n_train, …): at most MAX_COUNT (the loaders check the rest)."""
+        for key, value in options.items():
+            if isinstance(value, int) and not isinstance(value, bool) and value > MAX_COUNT:
+                raise ValueError(f"data.options.{key}: {value}; expected an integer of at most {MAX_COUNT}")
+        return options
+
 
 DynamicsName = Literal["single", "double", "antisymmetric", "parabolic", "hamiltonian"]
 ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
@@ -124,15 +153,18 @@ class BlockConfig(_Strict):
             raise ValueError(f"{value!r} is a convolutional dynamics; expected a dense one (single, double, "
                              f"antisymmetric, parabolic, hamiltonian), or model.kind = 'conv' with model.dynamics")
         return value
-    width: int = Field(8, ge=1, description="feature width of the block (y-stream for hamiltonian)")
-    width_z: Optional[int] = Field(None, ge=1, description="z-stream width (hamiltonian only; default width)")
-    hidden: Optional[int] = Field(None, ge=1, description="inner width of double / parabolic layers (default width)")
+    width: int = Field(8, ge=1, le=MAX_WIDTH, description="feature width of the block (y-stream for hamiltonian)")
+    width_z: Optional[int] = Field(None, ge=1, le=MAX_WIDTH,
+                                   description="z-stream width (hamiltonian only; default width)")
+    hidden: Optional[int] = Field(None, ge=1, le=MAX_WIDTH,
+                                  description="inner width of double / parabolic layers (default width)")
     gamma: float = Field(0.0, ge=0.0, description="damping γ of the antisymmetric layer ½(K − Kᵀ − γI)")
     activation: ActivationName = Field("tanh", description="activation σ")
     normalization: Optional[Literal["layer"]] = Field(None, description="normalization inside the layer")
     T: float = Field(..., gt=0, description="final time of the block (required)")
-    steps: int = Field(..., ge=1, description="number of state steps N, h = T/N (required)")
-    nt: Optional[int] = Field(None, ge=1, description="control points of the weights (default: steps)")
+    steps: int = Field(..., ge=1, le=MAX_COUNT, description="number of state steps N, h = T/N (required)")
+    nt: Optional[int] = Field(None, ge=1, le=MAX_COUNT,
+                              description="control points of the weights (default: steps)")
     method: MethodName = Field(..., description="integrator (required)")
     controls: Literal["constant", "linear"] = Field("constant", description="interpolation of the weights in time")
     gradient: Literal["autograd", "checkpoint", "reversible", "adjoint"] = Field(
@@ -141,9 +173,11 @@ class BlockConfig(_Strict):
     adjoint_method: Optional[Literal["euler", "midpoint", "rk3", "rk4"]] = Field(
         None, description="integrator of the backward adjoint solve (gradient 'adjoint'; default: method if one-step, else rk4)")
     adjoint_steps: Optional[int] = Field(
-        None, ge=1, description="steps of the backward adjoint solve (gradient 'adjoint'; default: steps)")
+        None, ge=1, le=MAX_COUNT,
+        description="steps of the backward adjoint solve (gradient 'adjoint'; default: steps)")
     checkpoint_segment: Optional[int] = Field(
-        None, ge=1, description="steps per recomputed segment (gradient 'checkpoint'; default ⌈√steps⌉)")
+        None, ge=1, le=MAX_COUNT,
+        description="steps per recomputed segment (gradient 'checkpoint'; default ⌈√steps⌉)")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -171,13 +205,18 @@ CONV_MODEL_KEYS = ("widths", "blocks_per_stage", "dynamics", "method", "T", "ste
 DENSE_MODEL_KEYS = ("opening", "blocks")
 
 
-def _count_or_counts(value: Any, per: str) -> Any:
-    """Validate an integer ≥ 1 or a non-empty list of them (one per stage / level)."""
-    def ok(v):
-        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+def _count(value: Any, top: float = MAX_COUNT) -> bool:
+    """Whether ``value`` is an integer in 1 … top (a bool is not)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= top
 
-    if ok(value) or (isinstance(value, list) and value and all(ok(v) for v in value)):
+
+def _count_or_counts(value: Any, per: str) -> Any:
+    """Validate an integer in 1 … MAX_COUNT or a non-empty list of them (one per stage / level)."""
+    values = value if isinstance(value, list) else [value]
+    if values and all(_count(v) for v in values):
         return value
+    if values and all(_count(v, top=float("inf")) for v in values):
+        raise ValueError(f"expected integers of at most {MAX_COUNT}, one number or one per {per}")
     raise ValueError(f"expected an integer ≥ 1 or a non-empty list of integers ≥ 1, one per {per}")
 
 
@@ -211,8 +250,10 @@ class ModelConfig(_Strict):
                                        "conv_second_order leapfrog")
     method: Optional[MethodName] = Field(None, description="conv (required): integrator")
     T: Optional[float] = Field(None, gt=0, description="conv (required): final time of every block")
-    steps: Optional[int] = Field(None, ge=1, description="conv (required): state steps N of every block, h = T/N")
-    nt: Optional[int] = Field(None, ge=1, description="conv: control points of every block's weights (default: steps)")
+    steps: Optional[int] = Field(None, ge=1, le=MAX_COUNT,
+                                 description="conv (required): state steps N of every block, h = T/N")
+    nt: Optional[int] = Field(None, ge=1, le=MAX_COUNT,
+                              description="conv: control points of every block's weights (default: steps)")
     controls: Literal["constant", "linear"] = Field("constant",
                                                     description="conv: interpolation of the weights in time")
     activation: ActivationName = Field("relu", description="conv: activation σ (blocks, opening, connectors)")
@@ -220,14 +261,16 @@ class ModelConfig(_Strict):
         "instance", description="conv: normalization inside the blocks (batch statistics always) and in the "
         "opening and connectors (batch: with running statistics there)")
     gamma: float = Field(0.0, ge=0.0, description="conv: damping γ of conv_antisymmetric")
-    kernel_size: int = Field(3, ge=1, description="conv: odd kernel size of the blocks' convolutions")
+    kernel_size: int = Field(3, ge=1, le=MAX_PIXELS,
+                             description="conv: odd kernel size of the blocks' convolutions")
     gradient: Literal["autograd", "checkpoint", "reversible", "adjoint"] = Field(
         "autograd", description="conv: gradient mode of every block (as model.blocks.gradient)")
     adjoint_method: Optional[Literal["euler", "midpoint", "rk3", "rk4"]] = Field(
         None, description="conv: integrator of the backward adjoint solve (gradient 'adjoint')")
-    adjoint_steps: Optional[int] = Field(None, ge=1, description="conv: steps of the backward adjoint solve")
+    adjoint_steps: Optional[int] = Field(None, ge=1, le=MAX_COUNT,
+                                         description="conv: steps of the backward adjoint solve")
     checkpoint_segment: Optional[int] = Field(
-        None, ge=1, description="conv: steps per recomputed segment (gradient 'checkpoint')")
+        None, ge=1, le=MAX_COUNT, description="conv: steps per recomputed segment (gradient 'checkpoint')")
 
     @field_validator("blocks_per_stage", mode="before")
     @classmethod
@@ -237,10 +280,10 @@ class ModelConfig(_Strict):
     @field_validator("widths", mode="before")
     @classmethod
     def _positive_widths(cls, value):
-        if isinstance(value, list) and value and all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+        if isinstance(value, list) and value and all(_count(v, MAX_WIDTH) for v in value):
             return value
-        raise ValueError("expected a non-empty list of channel counts ≥ 1, e.g. [16, 32, 64]")
+        raise ValueError(f"expected a non-empty list of channel counts ≥ 1 (at most {MAX_WIDTH}), "
+                         f"e.g. [16, 32, 64]")
 
     @model_serializer(mode="wrap")
     def _only_this_kind(self, handler):
@@ -313,9 +356,9 @@ NEWTON_OPTIMIZERS = ("gauss_newton", "newton")
 
 
 class TrainingConfig(_Strict):
-    epochs: int = Field(20, ge=1, description="number of passes over the training data "
+    epochs: int = Field(20, ge=1, le=MAX_COUNT, description="number of passes over the training data "
                         "(with [multilevel]: ignored, see multilevel.epochs_per_level)")
-    batch_size: int = Field(64, ge=1, description="mini-batch size")
+    batch_size: int = Field(64, ge=1, le=MAX_COUNT, description="mini-batch size")
     optimizer: Literal["sgd", "adam", "lbfgs", "gauss_newton", "newton"] = Field(
         "adam", description="torch.optim SGD, Adam or L-BFGS, or a Newton-type optimizer of stablenet.optim "
         "(docs/optimizers.md): Gauss–Newton–CG or Newton–CG, one inexact Newton step with Armijo line search "
@@ -328,7 +371,7 @@ class TrainingConfig(_Strict):
         "constant", description="learning-rate schedule: per epoch constant, step (× lr_decay every lr_step_epochs), "
         "multistep (× lr_decay at each of lr_milestones), cosine (annealed to 0); onecycle: per batch, warm-up to "
         "lr then annealing (torch OneCycleLR, over each level's epochs)")
-    lr_step_epochs: int = Field(10, ge=1, description="step schedule: epochs between decays")
+    lr_step_epochs: int = Field(10, ge=1, le=MAX_COUNT, description="step schedule: epochs between decays")
     lr_decay: float = Field(0.5, gt=0, le=1, description="step / multistep schedule: factor per decay")
     lr_milestones: list[int] = Field(default_factory=list, description="multistep schedule: the epochs after "
                                      "which lr is multiplied by lr_decay, increasing, e.g. [60, 80]")
@@ -341,7 +384,7 @@ class TrainingConfig(_Strict):
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross_entropy with sgd / adam / lbfgs: train "
                                    "against (1 − ε)·onehot + ε/classes (Szegedy et al. 2016); validation and test "
                                    "losses stay the plain cross-entropy")
-    lbfgs_history: int = Field(20, ge=1, description="L-BFGS history size")
+    lbfgs_history: int = Field(20, ge=1, le=MAX_COUNT, description="L-BFGS history size")
     varpro: bool = Field(False, description="variable projection (gauss_newton / newton): eliminate the "
                          "classifier (W, μ) by an inner Newton solve per objective evaluation and optimize the "
                          "reduced objective in θ; its regularization is classifier_weight_decay (> 0 for "
@@ -351,8 +394,8 @@ class TrainingConfig(_Strict):
                                    "instead of the reduced objective")
     cg_rtol: float = Field(0.1, gt=0, lt=1, description="gauss_newton / newton: CG stops at "
                            "‖Ap + g‖ ≤ cg_rtol·‖g‖")
-    cg_max_iter: int = Field(20, ge=1, description="gauss_newton / newton: at most this many CG iterations "
-                             "(curvature products) per step")
+    cg_max_iter: int = Field(20, ge=1, le=MAX_COUNT, description="gauss_newton / newton: at most this many CG "
+                             "iterations (curvature products) per step")
     hessian_samples: Optional[int | float] = Field(
         None, description="gauss_newton / newton: curvature on a random subsample of each batch, a number "
         "of points ≥ 1 or a fraction in (0, 1] (default: the whole batch); gradient and line search use the "
@@ -366,7 +409,8 @@ class TrainingConfig(_Strict):
         "pass and loss under torch.autocast in this precision (weights, optimizer state and evaluation stay "
         "float32); float16 with a dynamic loss scale (torch.amp.GradScaler, kept in checkpoints).  For GPUs: "
         "on a CPU without bfloat16 units both are slower than float32")
-    threads: int = Field(0, ge=0, description="torch CPU threads (0: torch's default; 1 is fastest for small networks)")
+    threads: int = Field(0, ge=0, le=MAX_THREADS,
+                         description="torch CPU threads (0: torch's default; 1 is fastest for small networks)")
 
     @model_validator(mode="before")
     @classmethod
@@ -384,15 +428,17 @@ class TrainingConfig(_Strict):
         if (isinstance(value, bool) or not isinstance(value, (int, float))
                 or isinstance(value, int) and value < 1 or isinstance(value, float) and not 0 < value <= 1):
             raise ValueError("expected an integer ≥ 1 (points) or a fraction in (0, 1]")
+        if isinstance(value, int) and value > MAX_COUNT:
+            raise ValueError(f"expected at most {MAX_COUNT} points (an integer) or a fraction in (0, 1]")
         return value
 
     @model_validator(mode="after")
     def _milestones(self):
         ms = self.lr_milestones
         if self.schedule == "multistep":
-            if not ms or ms[0] < 1 or any(b <= a for a, b in zip(ms, ms[1:])):
+            if not ms or ms[0] < 1 or ms[-1] > MAX_COUNT or any(b <= a for a, b in zip(ms, ms[1:])):
                 raise ValueError(f"training.lr_milestones: {ms}; expected a non-empty increasing list of epochs "
-                                 f"≥ 1 with schedule 'multistep', e.g. [60, 80]")
+                                 f"from 1 to {MAX_COUNT} with schedule 'multistep', e.g. [60, 80]")
         elif ms:
             raise ValueError(f"training.lr_milestones: {ms} applies to schedule 'multistep' only; expected it "
                              f"unset with schedule {self.schedule!r}")
@@ -444,8 +490,8 @@ class MultilevelConfig(_Strict):
         ..., description="epochs on each level: one number for every level or a list with one entry per "
         "level, coarsest first (replaces training.epochs)")
     start_steps: Optional[int] = Field(
-        None, ge=1, description="state steps of every block on the first (coarsest) level; default: each "
-        "block's steps is the finest level, the first uses steps / 2^(levels − 1)")
+        None, ge=1, le=MAX_COUNT, description="state steps of every block on the first (coarsest) level; default: "
+        "each block's steps is the finest level, the first uses steps / 2^(levels − 1)")
 
     @field_validator("epochs_per_level", mode="before")
     @classmethod
@@ -480,13 +526,14 @@ class ParallelConfig(_Strict):
     testing its effect on training).  Only rank 0 writes the run directory.
     """
 
-    layer_ranks: int = Field(1, ge=1, description="processes that split every block's time steps (MGRIT); "
-                             "the world size given by torchrun must be a multiple of it")
-    coarsening: int = Field(4, ge=2, description="MGRIT coarsening factor m (every m-th time point is a C-point)")
-    max_levels: int = Field(3, ge=1, description="MGRIT grid levels (1: sequential stepping, exact)")
+    layer_ranks: int = Field(1, ge=1, le=MAX_COUNT, description="processes that split every block's time steps "
+                             "(MGRIT); the world size given by torchrun must be a multiple of it")
+    coarsening: int = Field(4, ge=2, le=MAX_COUNT,
+                            description="MGRIT coarsening factor m (every m-th time point is a C-point)")
+    max_levels: int = Field(3, ge=1, le=MAX_COUNT, description="MGRIT grid levels (1: sequential stepping, exact)")
     relaxation: str = Field("FCF", pattern=r"^F(CF)*$", description="MGRIT relaxation: F, FCF, FCFCF, …")
-    max_iterations: int = Field(10, ge=0, description="most MGRIT V-cycles per solve (forward and adjoint); "
-                                "with tolerance = 0 a fixed number of cycles: inexact forward and gradient")
+    max_iterations: int = Field(10, ge=0, le=MAX_COUNT, description="most MGRIT V-cycles per solve (forward and "
+                                "adjoint); with tolerance = 0 a fixed number of cycles: inexact forward and gradient")
     tolerance: float = Field(1e-8, ge=0, description="MGRIT stops at a relative residual ≤ tolerance "
                              "(converged: the exact discrete gradient up to it)")
     fmg: bool = Field(False, description="start each MGRIT solve from a full-multigrid (nested iteration) guess")
@@ -498,7 +545,7 @@ class ParallelConfig(_Strict):
 
 
 class Config(_Strict):
-    seed: int = Field(0, ge=0, description="seed for data, initialization and batch order")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seed for data, initialization and batch order")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig
     training: TrainingConfig = Field(default_factory=TrainingConfig)
@@ -608,6 +655,11 @@ class Config(_Strict):
                         f"give {start * nt / steps:g} control points on the first level; expected "
                         f"start_steps·nt/steps to be a whole number")
                 first.append((start, start * nt // steps))
+                finest = max(start, start * nt // steps) << (ml.levels - 1)
+                if finest > MAX_COUNT:
+                    raise ValueError(
+                        f"multilevel.start_steps: {start} steps doubled over {ml.levels} levels give {finest} "
+                        f"steps or control points on the finest level of {name(k)}; expected at most {MAX_COUNT}")
                 continue
             for key, value in (("steps", steps), ("nt", nt)):
                 if value % factor:
@@ -625,9 +677,30 @@ def _key(part) -> str:
     return text if text and text.isprintable() and " " not in text and "." not in text else repr(text)
 
 
+#: the members of an ``int | float`` union, which pydantic appends to the location of each failed member
+_UNION_MEMBERS = ("float", "int")
+
+
+def _errors(error: ValidationError) -> list[dict[str, Any]]:
+    """The errors of ``error``, those of the members of an ``int | float`` union (data.options values)
+    merged into one at the value's own location (the float member's message: the more general)."""
+    errors = error.errors()
+    merged = []
+    for e in errors:
+        loc = e["loc"]
+        if loc and loc[-1] in _UNION_MEMBERS:
+            siblings = [o for o in errors if o["loc"][:-1] == loc[:-1] and o["loc"][-1] in _UNION_MEMBERS]
+            if {o["loc"][-1] for o in siblings} == set(_UNION_MEMBERS):
+                if loc[-1] == "float":
+                    merged.append({**e, "loc": loc[:-1]})
+                continue
+        merged.append(e)
+    return merged
+
+
 def _format(error: ValidationError) -> str:
     lines = []
-    for e in error.errors():
+    for e in _errors(error):
         loc = ".".join(_key(p) for p in e["loc"]) or "config"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "value_error" and re.match(rf"{re.escape(loc if e['loc'] else '')}[\w.]*: ", msg):
@@ -662,6 +735,62 @@ def parse_saved_config(raw: dict[str, Any]) -> Config:
         model = {k: v for k, v in model.items() if not (k in defaults and v == defaults[k])}
         raw = {**raw, "model": model}
     return parse_config(raw)
+
+
+_MISSING = object()
+
+
+def _show(value: Any) -> str:
+    """A value of a JSON dump as a difference line writes it (JSON: strings quoted, null, true)."""
+    if value is _MISSING:
+        return "missing"
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=True)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal leaves of two JSON dumps: 1 and 1.0 are the same number, true and 1 are not."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b or (a != a and b != b)  # nan equals nan here
+    return type(a) is type(b) and a == b
+
+
+def config_differences(saved: Any, current: Any, ignore: Iterable[str] = ("data.data_dir",)) -> list[str]:
+    """The differences between two JSON dumps of configurations (``Config.model_dump(mode="json")``:
+    nested dicts and lists), one line per differing key as its dotted path with both values::
+
+        training.lr: 0.01 in the run, 0.1 now
+        model.blocks.0.steps: 16 in the run, 32 now
+        training.momentum: missing in the run, 0.9 now
+
+    ``saved`` is the run's configuration, ``current`` the one given now; keys are listed in the order
+    of ``saved`` (then those only in ``current``), list entries by index.  A key, or a list entry,
+    present on one side only is "missing" on the other; a table on one side and a value on the other
+    is one line with both.  ``ignore``: dotted keys (and everything below them) left out — by
+    default data.data_dir, which may move between a run and its resume.  [] when they agree.
+    """
+    skip = set(ignore)
+    lines: list[str] = []
+
+    def walk(a: Any, b: Any, path: tuple[str, ...]) -> None:
+        if ".".join(path) in skip:
+            return
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in [*a, *(k for k in b if k not in a)]:
+                walk(a.get(key, _MISSING), b.get(key, _MISSING), (*path, str(key)))
+        elif isinstance(a, list) and isinstance(b, list):
+            for i in range(max(len(a), len(b))):
+                walk(a[i] if i < len(a) else _MISSING, b[i] if i < len(b) else _MISSING, (*path, str(i)))
+        elif a is _MISSING or b is _MISSING or not _same(a, b):
+            key = ".".join(_key(p) for p in path) or "config"
+            lines.append(f"{key}: {_show(a)} in the run, {_show(b)} now")
+
+    walk(saved, current, ())
+    return lines
 
 
 def _parse_value(text: str) -> Any:
@@ -702,15 +831,35 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def read_config_text(path: str | Path) -> str:
+    """The text of a TOML configuration file (UTF-8, a leading byte-order mark dropped); ConfigError
+    (one line naming the file) for a missing file, a directory, an unreadable or a binary file."""
+    path = Path(path)
+    name = repr(str(path))
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {name} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {name} is a directory; expected a TOML file") from None
+    except OSError as exc:
+        if path.is_dir():  # Windows: PermissionError for a directory
+            raise ConfigError(f"config file {name} is a directory; expected a TOML file") from None
+        raise ConfigError(f"cannot read config file {name}: {exc.strerror or exc}") from None
+    if b"\x00" in data:  # valid UTF-8, but no text file has it
+        raise ConfigError(f"config file {name} is not a UTF-8 TOML text file (NUL byte at offset "
+                          f"{data.index(0)}: binary data)")
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")  # tomllib refuses a byte-order mark
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {name} is not a UTF-8 TOML text file (byte 0x{data[exc.start]:02x} at "
+                          f"offset {exc.start} is not UTF-8)") from None
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> tuple[Config, dict[str, Any]]:
     """Read, override and validate a TOML configuration; returns (config, raw dictionary)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    text = read_config_text(path)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
