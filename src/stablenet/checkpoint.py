@@ -109,10 +109,21 @@ def _load_safetensors(blob: bytes, path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path} is not a valid safetensors file: {exc}") from None
 
 
+def state_dict_copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of ``module``'s state dict (what a weights file holds)."""
+    return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def save_state_dict(path: str | Path, tensors: dict[str, torch.Tensor],
+                    metadata: dict[str, str] | None = None) -> Path:
+    """A state dict (of CPU tensors) as a stablenet weights file, atomically."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    return atomic_write_bytes(path, st_save(tensors, metadata={"format": "stablenet-weights/1", **(metadata or {})}))
+
+
 def save_weights(path: str | Path, module: torch.nn.Module, metadata: dict[str, str] | None = None) -> Path:
     """A module's state dict as a safetensors file, atomically."""
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
-    return atomic_write_bytes(path, st_save(tensors, metadata={"format": "stablenet-weights/1", **(metadata or {})}))
+    return save_state_dict(path, state_dict_copy(module), metadata)
 
 
 def weights_metadata(path: str | Path) -> dict[str, str]:

@@ -38,21 +38,19 @@ def _experiment(args) -> int:
 
 
 def _train(args) -> int:
-    from .config import load_config
+    from .config import load_config, read_config_text
     from .plots import make_plots
     from .training import train
 
     overrides = list(args.set) + ([f"data.data_dir={json.dumps(args.data_dir)}"] if args.data_dir else [])
     config, _ = load_config(args.config, overrides)
     out = Path(args.out or Path("runs") / Path(args.config).stem)
-    text = Path(args.config).read_text()
+    text = read_config_text(args.config)
     if args.set:
         text += "\n# overridden on the command line: " + " ".join(args.set) + "\n"
     lead = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 reports and plots
-    if lead:
-        print(f"training {config.data.name} -> {out}", flush=True)
     metrics = train(config, out, config_text=text, resume=args.resume, overwrite=args.overwrite,
-                    progress=not args.quiet)
+                    progress=not args.quiet, announce=(lambda line: print(line, flush=True)) if lead else None)
     if not lead:
         return 0
     figures = make_plots(out)
@@ -70,7 +68,7 @@ def _evaluate(args) -> int:
     from .models import get_loss
     from .training import evaluate, evaluation_batch_size, load_run
 
-    config, model, data = load_run(args.run_dir)
+    config, model, data = load_run(args.run_dir, data_dir=args.data_dir)
     if args.steps is not None:
         for block in model.blocks:
             block.steps = args.steps
@@ -95,7 +93,7 @@ def _plot(args) -> int:
 
     if not (Path(args.run_dir) / "history.json").exists():
         raise ValueError(f"{args.run_dir} is not a stablenet run directory with a history (history.json)")
-    for figure in make_plots(args.run_dir):
+    for figure in make_plots(args.run_dir, data_dir=args.data_dir):
         print(figure)
     return 0
 
@@ -103,7 +101,7 @@ def _plot(args) -> int:
 def _analyze(args) -> int:
     from .analysis.report import analyze_run
 
-    report = analyze_run(args.run_dir, args.out, samples=args.samples, crop=args.crop)
+    report = analyze_run(args.run_dir, args.out, samples=args.samples, crop=args.crop, data_dir=args.data_dir)
     out = Path(args.out) if args.out else Path(args.run_dir) / "analysis"
     net = report["network"]
     sign = "≤ 0 up to round-off in every layer" if net["continuous_stable"] else "> 0 in some layer"
@@ -120,13 +118,35 @@ def _config_docs(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line (``stablenet train: error: …``), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _count(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+_DATA_DIR_HELP = ("directory with the data files (Fashion-MNIST IDX files, CIFAR-10 binary batches), "
+                  "if not the run's data.data_dir")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="stablenet",
         description="Deep neural networks as discretized ODEs: build, train and analyse stable networks.",
     )
     parser.add_argument("--version", action="version", version=f"stablenet {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     from .config import config_reference
 
@@ -147,23 +167,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="evaluate a run's best weights, optionally on another state grid")
     ev.add_argument("run_dir")
-    ev.add_argument("--steps", type=int, help="number of state steps N for every block (default: as trained)")
+    ev.add_argument("--steps", type=_count, help="number of state steps N for every block (default: as trained)")
     ev.add_argument("--split", choices=["train", "val", "test"], default="test")
-    ev.add_argument("--batch-size", type=int, help="points per evaluation batch (default 4096; 500 images for "
+    ev.add_argument("--batch-size", type=_count, help="points per evaluation batch (default 4096; 500 images for "
                     "convolutional models, whose in-block batch normalization uses each batch's statistics)")
+    ev.add_argument("--data-dir", help=_DATA_DIR_HELP)
     ev.set_defaults(func=_evaluate)
 
     pl = sub.add_parser("plot", help="(re)draw a run's figures")
     pl.add_argument("run_dir")
+    pl.add_argument("--data-dir", help=_DATA_DIR_HELP)
     pl.set_defaults(func=_plot)
 
     an = sub.add_parser("analyze", help="stability analysis of a trained run: eigenvalues, sensitivity")
     an.add_argument("run_dir")
     an.add_argument("--out", help="output directory (default RUN_DIR/analysis)")
-    an.add_argument("--samples", type=int, help="validation inputs whose layer Jacobians are computed "
+    an.add_argument("--samples", type=_count, help="validation inputs whose layer Jacobians are computed "
                     "(default 200; convolutional runs 4)")
-    an.add_argument("--crop", type=int, default=6, help="convolutional runs: Jacobians on the centre CROP×CROP "
+    an.add_argument("--crop", type=_count, default=6, help="convolutional runs: Jacobians on the centre CROP×CROP "
                     "window of each block's feature maps (default 6)")
+    an.add_argument("--data-dir", help=_DATA_DIR_HELP)
     an.set_defaults(func=_analyze)
 
     cd = sub.add_parser("config-docs", help="print the configuration reference (Markdown)")

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ._io import pyplot, save_figure
+from .rundir import lock
 
 CLASS_COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
                 "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan"]
@@ -107,16 +108,18 @@ def plot_feature_paths(model, dataset, path: str | Path, per_class: int = 30) ->
     return save_figure(fig, path, dpi=100)
 
 
-def make_plots(run_dir: str | Path, model=None, dataset=None) -> list[Path]:
-    """All figures of a run directory (curves; regions and paths for 2-D data)."""
+def make_plots(run_dir: str | Path, model=None, dataset=None, *, data_dir: str | Path | None = None) -> list[Path]:
+    """All figures of a run directory (curves; regions and paths for 2-D data), written under the
+    run directory's lock.  ``data_dir``: see :func:`stablenet.training.load_run`."""
     from .training import load_run
 
     run_dir = Path(run_dir)
-    history = json.loads((run_dir / "history.json").read_text())
-    written = [plot_curves(history, run_dir / "curves.png")]
-    if model is None or dataset is None:
-        _, model, dataset = load_run(run_dir)
-    if dataset.domain is not None and dataset.in_features == 2:
-        written.append(plot_decision_regions(model, dataset, run_dir / "decision_regions.png"))
-        written.append(plot_feature_paths(model, dataset, run_dir / "feature_paths.png"))
+    with lock(run_dir):
+        history = json.loads((run_dir / "history.json").read_text())
+        written = [plot_curves(history, run_dir / "curves.png")]
+        if model is None or dataset is None:
+            _, model, dataset = load_run(run_dir, data_dir=data_dir)
+        if dataset.domain is not None and dataset.in_features == 2:
+            written.append(plot_decision_regions(model, dataset, run_dir / "decision_regions.png"))
+            written.append(plot_feature_paths(model, dataset, run_dir / "feature_paths.png"))
     return written

@@ -43,24 +43,25 @@ checkpoint ends a level, refines exactly where the uninterrupted run would.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import csv
 import io
 import itertools
 import json
 import math
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from . import __version__, _checks
+from . import __version__, _checks, rundir
 from ._io import atomic_write_bytes, write_json
 from .block import ODEBlock
 from .checkpoint import (CheckpointError, load_batch_norm_statistics, load_checkpoint, load_weights,
-                         save_batch_norm_statistics, save_checkpoint, save_weights, weights_metadata)
-from .config import NEWTON_OPTIMIZERS, BlockConfig, Config, ConfigError, parse_saved_config
+                         save_batch_norm_statistics, save_checkpoint, save_state_dict, state_dict_copy,
+                         weights_metadata)
+from .config import NEWTON_OPTIMIZERS, BlockConfig, Config, ConfigError, config_differences, parse_saved_config
 from .conv_models import ConvODENet
 from .dynamics import DYNAMICS
 from .gradients import make_gradient_mode
@@ -306,26 +307,41 @@ def evaluate(model: ODEClassifier, x: torch.Tensor, y: torch.Tensor, loss_fn: Ca
 
 # -- run directory ----------------------------------------------------------------------------------
 def check_run_dir(out_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to clobber an existing run unless asked to resume or overwrite it (touches nothing)."""
+    """Refuse a run directory that cannot be used as asked (touches nothing; :mod:`stablenet.rundir`).
+
+    A new run needs a missing or empty folder; ``overwrite`` a stablenet run directory that is
+    not protected (the current folder, its parents, home); ``resume`` one holding a checkpoint.
+    """
     if resume and overwrite:
         raise TrainingError("--resume and --overwrite exclude each other")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TrainingError(f"run directory {out_dir} exists and is not a folder; choose another --out")
     if resume:
         if not (out_dir / "checkpoint.json").exists():
             raise TrainingError(f"cannot resume: {out_dir} holds no checkpoint (checkpoint.json)")
         return
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise TrainingError(f"run directory {out_dir} already exists; pass --resume to continue it "
-                                f"or --overwrite to replace it")
-        if not (out_dir / "config.json").exists():
-            raise TrainingError(f"refusing to overwrite {out_dir}: it is not a stablenet run directory")
+    if not rundir.holds_files(out_dir):
+        return
+    if not rundir.is_run_dir(out_dir):
+        raise TrainingError(f"{out_dir} already exists and is not a stablenet run directory (no {rundir.MARKER}); "
+                            f"nothing in it was touched: choose another --out")
+    if not overwrite:
+        raise TrainingError(f"run directory {out_dir} already exists; pass --resume to continue it "
+                            f"or --overwrite to replace it")
+    reason = rundir.protected_reason(out_dir)
+    if reason is not None:
+        raise TrainingError(f"refusing to overwrite {out_dir}: {reason}; nothing in it was touched: "
+                            f"choose another --out")
 
 
-def create_run_dir(out_dir: Path, *, overwrite: bool) -> None:
-    """An empty run directory (an existing run is removed only with ``overwrite``, after checks)."""
-    if overwrite and out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _with_absolute_paths(config: Config) -> Config:
+    """``config`` with ``data.data_dir`` made absolute (relative to the current folder), so the run
+    directory's config.json works from any folder."""
+    data_dir = config.data.data_dir
+    if data_dir is None or Path(data_dir).is_absolute():
+        return config
+    absolute = str(Path(data_dir).expanduser().resolve())
+    return config.model_copy(update={"data": config.data.model_copy(update={"data_dir": absolute})})
 
 
 def _write_history(out_dir: Path, history: list[dict[str, float]]) -> None:
@@ -340,15 +356,23 @@ def _write_history(out_dir: Path, history: list[dict[str, float]]) -> None:
 
 # -- training -------------------------------------------------------------------------------------
 def train(config: Config, out_dir: str | Path, *, config_text: str | None = None, resume: bool = False,
-          overwrite: bool = False, progress: bool = True, dataset=None) -> dict[str, Any]:
+          overwrite: bool = False, progress: bool = True, dataset=None,
+          announce: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train the configured network into ``out_dir``; returns the summary written to metrics.json.
 
     With ``[multilevel]`` the network is trained level by level, coarse to fine in depth (see the
     module docstring: per-level records, best weights of the finest level, resume at a level).
+
+    The run directory is checked before anything is written (:func:`check_run_dir`), then held
+    under its exclusive lock (:func:`stablenet.rundir.lock`) for the whole run; ``--overwrite``
+    removes only stablenet's files from it.  ``--resume`` checks the checkpoint, the configuration
+    and the best weights before the first epoch.  ``announce(line)`` is called once the run has
+    started (the CLI prints it).
     """
     from .data import load_dataset
 
     out_dir = Path(out_dir)
+    config = _with_absolute_paths(config)
     try:  # the process grid of [parallel] (one process without it); joins torchrun's group
         parallel = ParallelContext.from_config(config.parallel)
     except ValueError as error:
@@ -358,33 +382,43 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
     # everything that can fail on bad input happens before the run directory is touched
     data = dataset or load_dataset(config.data.name, seed=config.seed, data_dir=config.data.data_dir,
                                    **config.data.options)
+    # only rank 0 writes, so only rank 0 locks; the lock is taken before the second look at the
+    # folder, so two commands that both passed the first look cannot both write
+    held = rundir.lock(out_dir, create=not resume) if parallel.writer else contextlib.nullcontext()
+    with held:
+        check_run_dir(out_dir, resume=resume, overwrite=overwrite)
+        return _train(config, out_dir, data, parallel, config_text=config_text, resume=resume,
+                      overwrite=overwrite, progress=progress, announce=announce)
+
+
+def _train(config: Config, out_dir: Path, data, parallel: ParallelContext, *, config_text: str | None,
+           resume: bool, overwrite: bool, progress: bool, announce: Callable[[str], None] | None) -> dict[str, Any]:
+    """:func:`train` in a checked and locked run directory."""
     multilevel = config.multilevel is not None
     grids = config.level_grids()  # (steps, nt) per block, per level; one level without [multilevel]
     level_epochs = config.multilevel.epochs() if multilevel else [config.training.epochs]
     level_ends = list(itertools.accumulate(level_epochs))  # the last epoch of every level
     level = 1
+    writer = parallel.writer  # only rank 0 writes the run directory
     if resume:
-        saved = load_checkpoint(out_dir)
-        if _normalized_config(saved["config"]) != config.model_dump(mode="json"):
-            raise TrainingError(f"cannot resume {out_dir}: the configuration differs from the run's "
-                                f"(see {out_dir / 'config.json'})")
+        saved = _resume_state(out_dir, config, level_ends)
         level = saved.get("level", 1)
-        done = len(saved["history"])
-        expected = bisect.bisect_left(level_ends, max(done, 1)) + 1
-        if level != expected:
-            raise TrainingError(f"cannot resume {out_dir}: its checkpoint is at level {level!r} after epoch "
-                                f"{done}, expected level {expected}")
+        _check_best_weights(out_dir, config, data, saved, level, writer)
     model = build_model(config, data.in_features, data.n_classes, level=level if multilevel else None,
                         image_shape=data.image_shape)
     _image_statistics(config, model, data.train.x)  # conv: the input standardization ([data.augment])
     augment = _batch_augmentation(config, model)  # conv: random crop / flip of every training batch
     parallel.apply(model)  # [parallel]: every block solved by MGRIT on this rank's layer group
-    writer = parallel.writer  # only rank 0 writes the run directory
     if not resume and writer:
-        create_run_dir(out_dir, overwrite=overwrite)
+        if overwrite and rundir.holds_files(out_dir):
+            rundir.clear(out_dir)
+        rundir.mark(out_dir)  # the first file of a new run: this folder is stablenet's
         write_json(out_dir / "config.json", config.model_dump(mode="json"))
         if config_text is not None:
             atomic_write_bytes(out_dir / "config.toml", config_text.encode())
+    if announce is not None:
+        announce(f"resuming {out_dir} after epoch {len(saved['history'])}" if resume
+                 else f"training {config.data.name} -> {out_dir}")
 
     t = config.training
     if t.threads:
@@ -405,6 +439,7 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, float]] = []
     best: dict[str, Any] = {"val_accuracy": -1.0, "epoch": 0}
+    best_state: dict[str, torch.Tensor] | None = None  # the best weights (in every checkpoint)
     wall = 0.0
     levels: list[dict[str, Any]] = [_level_record(1, grids[0])] if multilevel else []
     if resume:
@@ -416,6 +451,7 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
         if saved.get("scaler"):
             scaler.load_state_dict(saved["scaler"])
         history, best, wall = saved["history"], saved["best"], saved["wall_time_s"]
+        best_state = saved.get("best_model")
         levels = saved.get("levels", levels)
 
     def objective(scores, yb):
@@ -481,10 +517,11 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
                     scheduler.step()
                 batch_loss = float(out["loss"])
                 if not math.isfinite(batch_loss):
-                    raise TrainingError(
-                        f"non-finite loss ({batch_loss}) in epoch {epoch}, batch {b + 1}: training stopped; "
-                        f"the last good checkpoint (epoch {len(history)}) is kept in {out_dir}. "
-                        f"Try a smaller training.lr or a more stable architecture.")
+                    kept = (f"the last good checkpoint (epoch {len(history)}) is kept in {out_dir}" if history
+                            else "no epoch completed, so no checkpoint was written")
+                    raise TrainingError(f"non-finite loss ({batch_loss}) in epoch {epoch}, batch {b + 1}: "
+                                        f"training stopped; {kept}. Try a smaller training.lr or a more "
+                                        f"stable architecture.")
                 loss_sum += batch_loss * len(batch_idx)
                 correct += int((out["scores"].argmax(1) == yb).sum())
                 if bar is not None:
@@ -503,12 +540,9 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
             if val_acc > best["val_accuracy"]:
                 best = {"val_accuracy": val_acc, "val_loss": val_loss, "epoch": epoch,
                         "train_accuracy": record["train_accuracy"]}
-                if multilevel and writer:
-                    meta = _level_metadata(level, model)
-                    save_weights(out_dir / f"best-level-{level}.safetensors", model, meta)
-                    save_weights(out_dir / "best.safetensors", model, meta)
-                elif writer:
-                    save_weights(out_dir / "best.safetensors", model)
+                best_state = state_dict_copy(model)
+                if writer:
+                    _save_best(out_dir, best_state, level if multilevel else None, model)
             if multilevel:
                 levels[-1].update(epochs=levels[-1]["epochs"] + 1, wall_time_s=levels[-1]["wall_time_s"] + seconds,
                                   val_accuracy=best["val_accuracy"], val_loss=best["val_loss"],
@@ -519,7 +553,7 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
                     "wall_time_s": wall, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "generator": generator.get_state(), "level": level, "levels": levels,
-                    "scaler": scaler.state_dict(),
+                    "scaler": scaler.state_dict(), "best_model": best_state,
                 }, tag=f"{epoch:05d}")
                 _write_history(out_dir, history)
             if bar is not None:
@@ -586,6 +620,64 @@ def _level_metadata(level: int, model: ODEClassifier) -> dict[str, str]:
             "nt": json.dumps([b.dynamics.nt for b in model.blocks])}
 
 
+def _save_best(out_dir: Path, state: dict[str, torch.Tensor], level: int | None, model) -> None:
+    """``best.safetensors`` (and, in a multilevel run, ``best-level-L.safetensors``) from ``state``."""
+    if level is None:
+        save_state_dict(out_dir / "best.safetensors", state)
+        return
+    meta = _level_metadata(level, model)
+    save_state_dict(out_dir / f"best-level-{level}.safetensors", state, meta)
+    save_state_dict(out_dir / "best.safetensors", state, meta)
+
+
+def _resume_state(out_dir: Path, config: Config, level_ends: list[int]) -> dict[str, Any]:
+    """The checkpoint of ``out_dir``, checked against ``config`` and the level schedule."""
+    saved = load_checkpoint(out_dir)
+    differences = config_differences(_normalized_config(saved["config"]), config.model_dump(mode="json"))
+    if differences:
+        raise TrainingError(f"cannot resume {out_dir}: the configuration differs from the run's "
+                            f"({'; '.join(differences)}); resume with the run's configuration "
+                            f"({out_dir / 'config.toml'}) or start a new run")
+    level = saved.get("level", 1)
+    done = len(saved["history"])
+    expected = bisect.bisect_left(level_ends, max(done, 1)) + 1
+    if level != expected:
+        raise TrainingError(f"cannot resume {out_dir}: its checkpoint is at level {level!r} after epoch "
+                            f"{done}, expected level {expected}")
+    return saved
+
+
+def _check_best_weights(out_dir: Path, config: Config, data, saved: dict[str, Any], level: int,
+                        writer: bool) -> None:
+    """Before the first resumed epoch: the best weights the run will end with are usable.
+
+    The current level's best weights are rewritten from the checkpoint, which holds them, so a
+    damaged or missing ``best.safetensors`` is rebuilt.  A checkpoint written before stablenet
+    stored them there, and the finished levels of a multilevel run, have only their files: each
+    must load into its network, or the resume is refused now rather than after the last epoch.
+    """
+    multilevel = config.multilevel is not None
+    checks = list(range(1, level)) if multilevel else []  # finished levels: only their files hold them
+    if saved.get("best_model") is not None:
+        if writer:
+            model = build_model(config, data.in_features, data.n_classes, level=level if multilevel else None,
+                                image_shape=data.image_shape)
+            _save_best(out_dir, saved["best_model"], level if multilevel else None, model)
+    else:
+        checks.append(level)
+    for lv in checks:
+        name = f"best-level-{lv}.safetensors" if multilevel and lv < level else "best.safetensors"
+        probe = build_model(config, data.in_features, data.n_classes, level=lv if multilevel else None,
+                            image_shape=data.image_shape)
+        try:
+            load_weights(out_dir / name, probe)
+        except CheckpointError as exc:
+            source = (f"level {lv} is finished" if lv < level
+                      else "its checkpoint, written by an older stablenet, does not hold the best weights")
+            raise TrainingError(f"cannot resume {out_dir}: {exc}; {source}, so they cannot be rebuilt: restore "
+                                f"{out_dir / name} or start again with --overwrite") from None
+
+
 def _normalized_config(raw: dict[str, Any]) -> dict[str, Any]:
     """A saved configuration as this version dumps it (keys added since have their defaults)."""
     try:
@@ -628,11 +720,13 @@ def _progress_bar(enabled: bool, total: int, initial: int):
     return tqdm(total=total, initial=initial, unit="batch", dynamic_ncols=True, desc="training")
 
 
-def load_run(run_dir: str | Path):
+def load_run(run_dir: str | Path, *, data_dir: str | Path | None = None):
     """(config, model with the best weights, dataset) of a finished or interrupted run directory.
 
     For a multilevel run the model is built at the level of ``best.safetensors`` (the finest level
     reached), so evaluate, plots and analysis see the network those weights belong to.
+    ``data_dir`` reads the data from another folder than the run's ``data.data_dir`` (data moved,
+    or a run from another machine).
     """
     from .data import load_dataset
 
@@ -646,6 +740,9 @@ def load_run(run_dir: str | Path):
     except json.JSONDecodeError as exc:
         raise TrainingError(f"{run_dir / 'config.json'} is not valid JSON: {exc}") from None
     config = parse_saved_config(raw)
+    if data_dir is not None:
+        config = _with_absolute_paths(config.model_copy(update={
+            "data": config.data.model_copy(update={"data_dir": str(data_dir)})}))
     if torch.device(config.training.device).type == "cuda" and not torch.cuda.is_available():
         # a run trained on a GPU is evaluated / plotted / analysed on this machine's CPU
         config = config.model_copy(update={"training": config.training.model_copy(update={"device": "cpu"})})

@@ -6,14 +6,16 @@ from pathlib import Path
 
 import torch
 
+from .. import _checks
 from .._io import write_json
+from ..rundir import lock
 from .figures import as_float64, plot_eigenvalues, plot_sensitivity
 from .jacobian import layer_jacobians, summarize
 from .sensitivity import forward_sensitivity
 
 
 def analyze_run(run_dir: str | Path, out_dir: str | Path | None = None, *, samples: int | None = None,
-                crop: int = 6, batch: int = 200) -> dict:
+                crop: int = 6, batch: int = 200, data_dir: str | Path | None = None) -> dict:
     """Eigenvalue figures (one per block), a sensitivity figure and ``stability.json``.
 
     Uses ``samples`` validation inputs (default 200), propagated through the opening layer to each
@@ -24,12 +26,24 @@ def analyze_run(run_dir: str | Path, out_dir: str | Path | None = None, *, sampl
     statistics), and the layer Jacobians are those of the first ``samples`` (default 4) on the
     centre ``crop`` × ``crop`` window of each block's states, with the batch statistics held fixed
     (:func:`stablenet.analysis.jacobian.conv_layer_jacobians`); no sensitivity curves.
+
+    ``data_dir`` reads the run's data from another folder (:func:`stablenet.training.load_run`).
+    The run directory is locked while the report is written (:func:`stablenet.rundir.lock`).
     """
+    run_dir = Path(run_dir)
+    if samples is not None:
+        _checks.positive_int("samples", samples)
+    _checks.positive_int("crop", crop)
+    _checks.positive_int("batch", batch)
+    with lock(run_dir):
+        return _analyze(run_dir, out_dir, samples=samples, crop=crop, batch=batch, data_dir=data_dir)
+
+
+def _analyze(run_dir: Path, out_dir, *, samples: int | None, crop: int, batch: int, data_dir) -> dict:
     from ..conv_models import ImageClassifier
     from ..training import load_run
 
-    run_dir = Path(run_dir)
-    config, model, data = load_run(run_dir)
+    config, model, data = load_run(run_dir, data_dir=data_dir)
     out = Path(out_dir) if out_dir is not None else run_dir / "analysis"
     model = model.to(torch.float64)
     if isinstance(model, ImageClassifier):
