@@ -46,11 +46,25 @@ def choice(name: str, value: object, options) -> str:
     return value  # type: ignore[return-value]
 
 
+def tensor(name: str, value: object) -> torch.Tensor:
+    """Return ``value`` if it is a torch.Tensor, else raise ``TypeError``."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    return value
+
+
+def finite(name: str, y: torch.Tensor, hint: str = "") -> None:
+    """Check that every entry of ``y`` is finite (one device synchronization); ``hint`` is
+    appended to the message."""
+    if not bool(torch.isfinite(y).all()):
+        bad = int((~torch.isfinite(y)).sum())
+        raise ValueError(f"{name} must be finite, got {bad} non-finite entries (NaN or Inf){hint}")
+
+
 def finite_state(name: str, y: object, width: int | None = None, dim: int = -1) -> None:
     """Check that ``y`` is a floating tensor with ``width`` features along ``dim`` (the last one
     for dense states (batch, ..., width), 1 for images (batch, channels, H, W)), all finite."""
-    if not isinstance(y, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(y).__name__}")
+    tensor(name, y)
     if not y.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {y.dtype}")
     if y.dim() == 0:
@@ -61,6 +75,44 @@ def finite_state(name: str, y: object, width: int | None = None, dim: int = -1) 
             where = "" if dim == -1 else f" along dimension {dim}"
             raise ValueError(f"{name} has feature width {got}{where} (shape {tuple(y.shape)}), "
                              f"expected width {width}")
-    if not bool(torch.isfinite(y).all()):
-        bad = int((~torch.isfinite(y)).sum())
-        raise ValueError(f"{name} must be finite, got {bad} non-finite entries (NaN or Inf)")
+    finite(name, y)
+
+
+def same_shape(name: str, x: torch.Tensor, ref: torch.Tensor, ref_name: str, *,
+               except_dim: int | None = None, hint: str = "") -> None:
+    """Check that ``x`` has the shape of ``ref`` (``ref_name`` says what ref is), or with
+    ``except_dim`` the same sizes as ``ref`` along every other dimension.
+
+    Raises ``ValueError`` "{name}: shape (…), expected (…) (the shape of {ref_name}){hint}"."""
+    expected, of = list(ref.shape), f"the shape of {ref_name}"
+    if except_dim is not None:
+        of = f"{ref_name}'s sizes except along dimension {except_dim}"
+        if x.dim() == ref.dim():
+            expected[except_dim] = x.shape[except_dim]
+    if list(x.shape) != expected:
+        raise ValueError(f"{name}: shape {tuple(x.shape)}, expected {tuple(expected)} ({of}){hint}")
+
+
+def autocast_enabled(device: torch.device) -> bool:
+    """Whether ``torch.autocast`` (mixed precision) is active for the device's type."""
+    return torch.amp.is_autocast_available(device.type) and torch.is_autocast_enabled(device.type)
+
+
+def same_device_and_dtype(name: str, x: torch.Tensor, ref: torch.Tensor, ref_name: str,
+                          fix: str = "") -> None:
+    """Check that ``x`` is on ``ref``'s device and has ``ref``'s dtype (``ref_name`` says what ref
+    is).  Under ``torch.autocast`` for x's device type the dtypes may differ: mixed precision
+    computes in a lower precision on purpose, and torch's type promotion handles the mix.
+
+    Raises ``ValueError`` (device) or ``TypeError`` (dtype) "{name}: dtype {got}, expected
+    {expected} (the dtype of {ref_name}){fix}", where ``fix`` may use the placeholders {got} and {expected}
+    (dtypes as ``torch.float64``, devices quoted as ``'cuda:0'``).  Only metadata is compared: no
+    device synchronization.
+    """
+    if x.device != ref.device:
+        got, expected = repr(str(x.device)), repr(str(ref.device))
+        raise ValueError(f"{name}: device {x.device}, expected {ref.device} (the device of {ref_name})"
+                         + fix.format(got=got, expected=expected))
+    if x.dtype != ref.dtype and not autocast_enabled(x.device):
+        raise TypeError(f"{name}: dtype {x.dtype}, expected {ref.dtype} (the dtype of {ref_name})"
+                        + fix.format(got=x.dtype, expected=ref.dtype))

@@ -49,6 +49,9 @@ class ODEBlock(nn.Module):
     y(0) with z starting at 0 (Verlet: Z_{−1/2} = 0, the seeds' convention) and the output is
     y(T); a pair (y, z) in gives the pair out.  ``return_states=True`` returns all N + 1 states
     stacked on a new leading dimension (for a tensor input to a two-stream block, those of y).
+    Inputs are checked before the solve (width, finiteness, the weights' device and dtype, equal
+    batch sizes of the two streams; see :meth:`forward`); under ``torch.autocast`` the input dtype
+    may differ from the weights'.
 
     Note on Verlet networks: Z_{−1/2} = 0 fixes z at t = −h/2, a time that moves with h, so
     re-evaluating the same weights on finer state grids converges at first order (the integrator
@@ -158,7 +161,35 @@ class ODEBlock(nn.Module):
         return f
 
     # -- forward ----------------------------------------------------------------------------------
+    def _check_state(self, names: tuple[str, str], y, z=None, *, what: str = "ODEBlock input") -> None:
+        """Check a state before a solve: y (and z for a pair (y, z)) a finite floating tensor with
+        the dynamics' width (width_z) along its feature dimension, on the device of the weights and
+        of their dtype — any dtype under ``torch.autocast`` (mixed precision) — and the two streams
+        of a pair equal in every other dimension (batch size, image size).
+
+        ``names`` name the streams in the messages.  Costs one finiteness reduction per stream
+        (one device synchronization each) and metadata comparisons.
+        """
+        dyn = self.dynamics
+        weight = next(dyn.parameters())
+        streams = [(names[0], y, dyn.width)] + ([] if z is None else [(names[1], z, dyn.width_z)])
+        for name, stream, width in streams:
+            _checks.finite_state(name, stream, width, dyn.feature_dim)
+            _checks.same_device_and_dtype(f"{what} {name}", stream, weight, "the block's weights",
+                                          f"; convert with block.to({{got}}) or {name}.to({{expected}})")
+        if z is not None:
+            _checks.same_shape(f"{what} {names[1]}", z, y, names[0], except_dim=dyn.feature_dim,
+                               hint="; the streams of a pair (y, z) must agree in batch size and every other "
+                                    "dimension but the features")
+
     def forward(self, x, *, steps: int | None = None, return_states: bool = False):
+        """Y_N from the input x (a tensor, or a pair (y, z) for two-stream dynamics); see the class.
+
+        The input is checked first: a ``ValueError``/``TypeError`` names the stream (y0, z0), the
+        value and what was expected — a finite floating tensor of the dynamics' width, on the
+        weights' device with their dtype (any dtype under ``torch.autocast``), and for a pair
+        (y, z) the same batch size (every dimension but the features) for both streams.
+        """
         dyn = self.dynamics
         N = self.steps if steps is None else _checks.positive_int("steps", steps)
         pair_in = isinstance(x, (tuple, list)) and all(isinstance(v, torch.Tensor) for v in x)
@@ -167,12 +198,10 @@ class ODEBlock(nn.Module):
                 if len(x) != 2:
                     raise ValueError(f"a two-stream state must be a pair (y, z), got {len(x)} tensors")
                 y0, z0 = x
-                _checks.finite_state("z0", z0, dyn.width_z, dyn.feature_dim)
+                self._check_state(("y0", "z0"), y0, z0)
             else:
                 y0 = x
-                z0 = None
-            _checks.finite_state("y0", y0, dyn.width, dyn.feature_dim)
-            if z0 is None:
+                self._check_state(("y0", "z0"), y0)
                 shape = list(y0.shape)
                 shape[dyn.feature_dim] = dyn.width_z
                 z0 = y0.new_zeros(shape)
@@ -180,7 +209,7 @@ class ODEBlock(nn.Module):
         else:
             if pair_in:
                 raise ValueError(f"{dyn.kind} is one-stream: pass a tensor, not a pair")
-            _checks.finite_state("y0", x, dyn.width, dyn.feature_dim)
+            self._check_state(("y0", "z0"), x)
             state = x
 
         device = state[0].device if dyn.two_stream else state.device
@@ -198,13 +227,13 @@ class ODEBlock(nn.Module):
         """Run a reversible integrator backwards: (Y_N, Z_{N−1/2}) → (Y_0, Z_{−1/2}).
 
         Exact up to rounding (no stored states), so activations need not be kept for backprop.
+        ``state`` = (Y_N, Z_{N−1/2}) is checked like a pair input of :meth:`forward`.
         """
         if not is_reversible(self.integrator) or self.integrator.second_order:
             raise ValueError(f"method={self.integrator.name!r} is not reversible from its final state; use verlet")
         N = self.steps if steps is None else _checks.positive_int("steps", steps)
         y, z = state
-        _checks.finite_state("yN", y, self.dynamics.width, self.dynamics.feature_dim)
-        _checks.finite_state("zN", z, self.dynamics.width_z, self.dynamics.feature_dim)
+        self._check_state(("yN", "zN"), y, z, what="ODEBlock.reverse state")
         f, h = self.rhs(*self.stage_weights(N, y.device)), self.T / N
         state, memory = (y, z), None
         for j in reversed(range(N)):

@@ -176,6 +176,8 @@ class ConvODENet(nn.Module):
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x must be an image batch (batch, {self.in_channels}, H, W), got {shape}")
         _checks.finite_state("x", x, self.in_channels, 1)
+        _checks.same_device_and_dtype("ConvODENet input x", x, self.classifier.weight, "the model's weights",
+                                      "; convert with model.to({got}) or x.to({expected})")
         layers = list(self.stages[0])
         for connector, stage in zip(self.connectors, self.stages[1:]):
             layers += [connector, *stage]

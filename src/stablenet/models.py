@@ -100,6 +100,8 @@ class ODEClassifier(nn.Module):
     def features(self, x: torch.Tensor, *, return_states: bool = False):
         """Y_N of the last block (or, with ``return_states``, each block's stacked states)."""
         _checks.finite_state("x", x, self.in_features)
+        _checks.same_device_and_dtype("ODEClassifier input x", x, self.classifier.weight, "the model's weights",
+                                      "; convert with model.to({got}) or x.to({expected})")
         layers = [self.blocks[0]]
         for connector, block in zip(self.connectors, self.blocks[1:]):
             layers += [connector, block]
