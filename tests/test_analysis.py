@@ -13,6 +13,8 @@ import stablenet as sn
 from stablenet.analysis import amplification, forward_sensitivity, is_stable, layer_jacobians, stability_summary
 from stablenet.analysis.stability import boundary_locus
 
+from helpers import assert_cli_error, assert_png
+
 
 def linear_block(K, method, steps=6, T=1.0, nt=3):
     """f(Y) = K Y: identity activation, zero bias, the same K at every control point."""
@@ -155,8 +157,9 @@ def test_analyze_command(tmp_path):
     assert abs(report["blocks"][1]["max_real"]) < 1e-10  # Hamiltonian: imaginary spectrum
     assert report["blocks"][1]["continuous_stable"] and all(lay["continuous_stable"] for lay in report["blocks"][1]["layers"])
     for name in report["figures"]:
-        assert (tmp_path / "run" / "analysis" / name).read_bytes()[:4] == b"\x89PNG"
+        assert_png(tmp_path / "run" / "analysis" / name)
     for bad in [tmp_path / "missing", tmp_path]:
         proc = subprocess.run([sys.executable, "-m", "stablenet.cli", "analyze", str(bad)],
                               capture_output=True, text=True)
-        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert proc.returncode == 2, proc.stderr
+        assert_cli_error(proc.stderr)

@@ -19,6 +19,8 @@ from stablenet.dynamics.conv import (AntisymmetricConvKernel, ConvAntisymmetric,
                                      ConvSecondOrder, ConvSingleLayer, adjoint_kernel, conv, conv_adjoint,
                                      identity_kernel, normalize)
 
+from helpers import gradient_probe, rel_error
+
 F64 = torch.float64
 C, CZ, BATCH, HW, STEPS, NT = 3, 2, 2, 4, 3, 2
 
@@ -217,28 +219,13 @@ def test_gradcheck_full_jacobian(name, method, gradient):
 def test_reversible_equals_autograd_conv_hamiltonian():
     block = make_block("hamiltonian", "verlet", steps=16)
     x = torch.randn(BATCH, C, 5, 5, dtype=F64)
-    grads = {}
-    for mode in ("autograd", "reversible"):
-        block.gradient = mode
-        block.zero_grad()
-        xi = x.clone().requires_grad_()
-        (torch.sin(block(xi)) * torch.linspace(-1, 1, x.numel(), dtype=F64).reshape(x.shape)).sum().backward()
-        grads[mode] = torch.cat([p.grad.flatten() for p in block.parameters()] + [xi.grad.flatten()])
-    err = float((grads["reversible"] - grads["autograd"]).norm() / grads["autograd"].norm())
+    err = rel_error(gradient_probe(block, x, "reversible"), gradient_probe(block, x, "autograd"))
     assert err <= 1e-12, err
 
 
 def discrete_and_adjoint_gradients(block, x):
     """(autograd, adjoint) gradients of L = Σ sin(Y_N)·w with respect to the weights and x."""
-    w = torch.linspace(-1, 1, x.numel(), dtype=F64).reshape(x.shape)
-    grads = []
-    for mode in ("autograd", "adjoint"):
-        block.gradient = mode
-        block.zero_grad()
-        xi = x.clone().requires_grad_()
-        (torch.sin(block(xi)) * w).sum().backward()
-        grads.append(torch.cat([p.grad.flatten() for p in block.parameters()] + [xi.grad.flatten()]))
-    return grads
+    return [gradient_probe(block, x, mode) for mode in ("autograd", "adjoint")]
 
 
 @pytest.mark.parametrize("name,method,order,Ns", [("parabolic", "euler", 1, (4, 8, 16, 32)),
@@ -251,7 +238,7 @@ def test_adjoint_gradient_converges_to_autograd(name, method, order, Ns):
     for N in Ns:
         torch.manual_seed(5)
         exact, adjoint = discrete_and_adjoint_gradients(make_block(name, method, steps=N), x)
-        errs.append(float((adjoint - exact).norm() / exact.norm()))
+        errs.append(rel_error(adjoint, exact))
     ratios = [a / b for a, b in zip(errs[:-1], errs[1:])]
     assert errs[0] > 1e-6, errs  # differentiate→discretize really differs from the discrete gradient
     assert all(r > 1.3 for r in ratios), (errs, ratios)       # shrinks at every refinement

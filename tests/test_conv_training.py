@@ -15,6 +15,7 @@ from stablenet.dynamics.conv import ConvParabolic, frozen_batch_statistics
 from stablenet.training import load_run, train
 
 from _resume import interrupted_run_resumes_exactly, without_times
+from helpers import assert_cli_error, assert_png, raises_one_line
 
 # digits: 8×8 images, 1257 training images; two stages (8 and 16 channels, 8×8 then 4×4 maps)
 TOML = """seed = 1
@@ -71,9 +72,11 @@ def conv_run(tmp_path_factory):
 def test_cli_trains_a_conv_network_and_the_loss_falls(conv_run, capsys):
     history = json.loads((conv_run / "history.json").read_text())
     losses = [h["train_loss"] for h in history]
+    # measured over seeds 0-7 (ATEN_CPU_CAPABILITY=default MKL_CBWR=AVX2): the loss falls every
+    # epoch, to 0.34-0.44 of the first; validation accuracy 0.74-0.88, test 0.72-0.84 (chance 0.1)
     assert losses == sorted(losses, reverse=True) and losses[-1] < 0.6 * losses[0], losses
     metrics = json.loads((conv_run / "metrics.json").read_text())
-    assert metrics["val_accuracy"] > 0.4 and metrics["test_accuracy"] > 0.4
+    assert metrics["val_accuracy"] > 0.6 and metrics["test_accuracy"] > 0.6
     assert metrics["config"]["model"]["kind"] == "conv"
     # the one-cycle schedule is stepped per batch: warm-up, then annealed far below the peak
     assert history[0]["lr"] > history[-1]["lr"] and history[-1]["lr"] < 1e-3
@@ -118,7 +121,31 @@ def test_analyze_a_parabolic_conv_run_gives_no_positive_real_part(conv_run, caps
     assert all(layer["max_real"] <= 1e-6 for layer in layers), [layer["max_real"] for layer in layers]
     assert all(layer["continuous_stable"] for layer in layers) and report["network"]["continuous_stable"]
     assert "(≤ 0 up to round-off in every layer)" in capsys.readouterr().out
-    assert (conv_run / "analysis" / "eigenvalues_block1.png").exists()
+    assert_png(conv_run / "analysis" / "eigenvalues_block1.png")
+
+
+def test_analyze_out_and_crop(conv_run, tmp_path, capsys):
+    """--out puts stability.json and the figures in that directory (the run is left alone);
+    --crop sets the window whose Jacobian is computed: crop² positions × channels per block,
+    capped by the feature map (block 1's maps are 4×4)."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(conv_run, run, ignore=shutil.ignore_patterns("analysis"))
+    out = tmp_path / "report"
+    assert main(["analyze", str(run), "--out", str(out), "--samples", "1", "--crop", "3"]) == 0
+    assert str(out / "stability.json") in capsys.readouterr().out
+    assert not (run / "analysis").exists()
+    report = json.loads((out / "stability.json").read_text())
+    assert report["crop"] == 3 and report["samples"] == 1
+    assert [b["state_shape"] for b in report["blocks"]] == [[8, 8, 8], [16, 4, 4]]
+    assert [b["jacobian_size"] for b in report["blocks"]] == [8 * 3 * 3, 16 * 3 * 3]
+    assert report["figures"] == ["eigenvalues_block0.png", "eigenvalues_block1.png"]
+    for name in report["figures"]:
+        assert_png(out / name)
+    assert main(["analyze", str(run), "--out", str(out), "--samples", "1", "--crop", "5"]) == 0
+    report = json.loads((out / "stability.json").read_text())
+    assert [b["jacobian_size"] for b in report["blocks"]] == [8 * 5 * 5, 16 * 4 * 4]
 
 
 def test_frozen_batch_statistics_replay_the_batch_normalization():
@@ -173,15 +200,49 @@ def test_conv_multilevel_in_depth(tmp_path):
     assert [(b.steps, b.dynamics.nt) for b in model.blocks] == [(4, 4), (4, 4)]
 
 
+@pytest.mark.parametrize("stop_after", [1, 2], ids=["at-a-level-end", "inside-a-level"])
+def test_interrupted_conv_multilevel_run_resumes_exactly(tmp_path, monkeypatch, stop_after):
+    """A conv network trained in depth (2 → 4 steps per block) with batch norm and augmentation,
+    killed after a checkpoint at the end of level 1 or inside level 2, resumes exactly."""
+    raw = copy.deepcopy(RAW)
+    raw["model"].update(steps=4, T=2.0)
+    raw["multilevel"] = {"levels": 2, "epochs_per_level": [1, 2]}
+    raw["training"].pop("epochs")
+
+    def at_interruption(saved, run):
+        assert saved["level"] == stop_after
+
+    interrupted_run_resumes_exactly(parse_config(raw), tmp_path, monkeypatch, stop_after, at_interruption)
+
+
+def test_conv_hamiltonian_with_reversible_gradient_trains_like_autograd(tmp_path):
+    """model.gradient = "reversible" in the trainer: Verlet conv blocks with batch norm recompute
+    their states backward instead of storing them, and (float64) train as autograd does."""
+    runs = {}
+    for mode in ["autograd", "reversible"]:
+        raw = copy.deepcopy(RAW)
+        raw["model"].update(dynamics="conv_hamiltonian", method="verlet", gradient=mode)
+        raw["training"].update(epochs=2, dtype="float64")
+        metrics = train(parse_config(raw), tmp_path / mode, progress=False)
+        runs[mode] = metrics, json.loads((tmp_path / mode / "history.json").read_text())
+    _, model, _ = load_run(tmp_path / "reversible")
+    assert {b.gradient.name for b in model.blocks} == {"reversible"}
+    (exact, exact_history), (reversible, history) = runs["autograd"], runs["reversible"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    for a, b in zip(exact_history, history):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-9)
+    assert reversible["val_loss"] == pytest.approx(exact["val_loss"], rel=1e-9)
+    assert reversible["val_accuracy"] == exact["val_accuracy"]
+
+
 def test_cifar10_without_its_files_is_a_one_line_error(tmp_path, capsys):
     (tmp_path / "c.toml").write_text('[data]\nname = "cifar10"\n[model]\nkind = "conv"\nmethod = "euler"\n'
                                      'T = 1.0\nsteps = 1\n[training]\nthreads = 1\n')
     code = main(["train", str(tmp_path / "c.toml"), "--out", str(tmp_path / "run"), "--quiet",
                  "--data-dir", str(tmp_path / "nowhere")])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and "\n" not in err
-    assert "CIFAR-10 binary files not found" in err and str(tmp_path / "nowhere" / "data_batch_1.bin") in err
-    assert "test_batch.bin" in err and "cifar-10-binary.tar.gz" in err
+    assert code == 2
+    assert_cli_error(capsys.readouterr().err, "CIFAR-10 binary files not found",
+                     str(tmp_path / "nowhere" / "data_batch_1.bin"), "test_batch.bin", "cifar-10-binary.tar.gz")
     assert not (tmp_path / "run").exists()
 
 
@@ -213,9 +274,8 @@ def test_conv_config_errors_name_the_key(change, expected):
             raw[table].pop(name)
         else:
             raw[table][name] = value
-    with pytest.raises(ConfigError) as info:
+    with raises_one_line(ConfigError, expected):
         parse_config(raw)
-    assert expected in str(info.value) and "\n" not in str(info.value)
 
 
 def test_dense_configs_refuse_conv_keys_and_conv_dynamics():
@@ -233,19 +293,17 @@ def test_dense_configs_refuse_conv_keys_and_conv_dynamics():
         parse_config({**dense, "data": {"name": "digits", "augment": {"flip": True}}})
 
 
-def test_cuda_device_without_cuda_is_a_clear_error(tmp_path):
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
+def test_cuda_device_without_cuda_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU-only torch, on any machine
     with pytest.raises(ValueError, match="training.device: 'cuda' but this torch has no usable CUDA device"):
         train(conv_config(**{"training.device": "cuda"}), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
 
 
-def test_a_run_trained_on_cuda_loads_on_a_cpu_only_machine(conv_run, tmp_path):
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
+def test_a_run_trained_on_cuda_loads_on_a_cpu_only_machine(conv_run, tmp_path, monkeypatch):
     import shutil
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU-only torch, on any machine
     run = tmp_path / "gpu-run"
     shutil.copytree(conv_run, run)
     raw = json.loads((run / "config.json").read_text())
@@ -263,8 +321,10 @@ def test_bfloat16_mixed_precision_trains_under_autocast(tmp_path):
     raw["training"]["mixed_precision"] = "bfloat16"
     mixed = train(parse_config(raw), tmp_path / "bf16", progress=False)
     history = json.loads((tmp_path / "bf16" / "history.json").read_text())
-    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]     # 2.30 -> 0.79 measured
-    assert mixed["val_accuracy"] > 0.7
+    # measured over seeds 0-7 (ATEN_CPU_CAPABILITY=default MKL_CBWR=AVX2): the loss falls to
+    # 0.35-0.46 of the first epoch's, validation accuracy 0.73-0.89, at most 0.04 from float32's
+    assert history[-1]["train_loss"] < 0.6 * history[0]["train_loss"]
+    assert mixed["val_accuracy"] > 0.6
     assert mixed["val_loss"] != full["val_loss"] and abs(mixed["val_accuracy"] - full["val_accuracy"]) < 0.1
     _, model, _ = load_run(tmp_path / "bf16")
     assert {p.dtype for p in model.parameters()} == {torch.float32}
@@ -294,9 +354,8 @@ def test_float16_mixed_precision_keeps_its_loss_scale_across_resume(tmp_path, mo
     ({"data.augment": {"erase": 1.5}}, "data.augment.erase: Input should be less than or equal to 1"),
 ])
 def test_precision_and_regularization_errors_name_the_key(change, expected):
-    with pytest.raises(ConfigError) as info:
+    with raises_one_line(ConfigError, expected):
         conv_config(**change)
-    assert expected in str(info.value) and "\n" not in str(info.value)
 
 
 def test_a_config_json_of_an_earlier_build_with_every_model_key_still_loads(conv_run, tmp_path):

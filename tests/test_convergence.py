@@ -7,16 +7,15 @@ import torch
 
 import stablenet as sn
 
+from helpers import convergence_order
+
 STEPS = (8, 16, 32, 64)
 T = 1.0
 
 
 def fitted_order(errors, steps=STEPS):
     """Least-squares slope of log(error) against log(h)."""
-    x = torch.log(torch.tensor([T / n for n in steps], dtype=torch.float64))
-    y = torch.log(torch.tensor(errors, dtype=torch.float64))
-    x = x - x.mean()
-    return float((x * (y - y.mean())).sum() / (x * x).sum())
+    return convergence_order(steps, errors)
 
 
 def antisymmetric_matrix(n, seed):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import math
 import struct
 import time
@@ -16,9 +15,6 @@ import torch
 from stablenet.data import DATASETS, Dataset, Split, load_dataset, read_idx
 from stablenet.data.images import FASHION_MNIST_DIR, FASHION_MNIST_FILES
 from stablenet.data.synthetic import peaks_function
-
-HAVE_SKLEARN = importlib.util.find_spec("sklearn") is not None
-needs_sklearn = pytest.mark.skipif(not HAVE_SKLEARN, reason="digits ship with scikit-learn, not installed")
 
 SYNTHETIC = ["peaks", "ellipses", "swiss_roll", "moons", "circles"]
 TWO_CLASS = ["ellipses", "swiss_roll", "moons", "circles"]
@@ -215,7 +211,7 @@ def test_geometry_without_noise():
     assert not torch.equal(noisy.x, s.x)
 
 
-@pytest.mark.parametrize("name", SYNTHETIC + [pytest.param("digits", marks=needs_sklearn)])
+@pytest.mark.parametrize("name", SYNTHETIC + ["digits"])
 def test_determinism(name):
     small = {} if name in ("peaks", "digits") else {"n_train": 50, "n_val": 10, "n_test": 10}
     a, b = load_dataset(name, seed=7, **small), load_dataset(name, seed=7, **small)
@@ -229,7 +225,7 @@ def test_global_rng_untouched():
     torch.manual_seed(0)
     np.random.seed(0)
     before_t, before_np = torch.get_rng_state(), np.random.get_state()[1].copy()
-    for name in SYNTHETIC + (["digits"] if HAVE_SKLEARN else []):
+    for name in SYNTHETIC + ["digits"]:
         load_dataset(name)
     assert torch.equal(torch.get_rng_state(), before_t)
     assert np.array_equal(np.random.get_state()[1], before_np)
@@ -237,7 +233,6 @@ def test_global_rng_untouched():
 
 # ------------------------------------------------------------------------------------ digits
 
-@needs_sklearn
 def test_digits():
     ds = load_dataset("digits")
     _check_types(ds)
@@ -251,7 +246,6 @@ def test_digits():
     assert len(rows) == 1797
 
 
-@needs_sklearn
 def test_digits_match_sklearn():
     from sklearn.datasets import load_digits
 

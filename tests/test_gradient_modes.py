@@ -7,7 +7,6 @@ grow with depth (bytes saved for backward, counted by a saved-tensors hook), tra
 """
 
 import json
-import math
 
 import pytest
 import torch
@@ -17,11 +16,7 @@ from stablenet.config import ConfigError, parse_config
 from stablenet.gradients import make_gradient_mode
 from stablenet.training import train
 
-
-def slope(xs, ys):
-    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
-    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
+from helpers import REMOVE, convergence_order, gradient_probe, loglog_slope, raises_one_line, rel_error, small_raw
 
 
 def hamiltonian_block(steps, *, nt=None, width=6, dtype=torch.float64, method="verlet", seed=0):
@@ -30,34 +25,18 @@ def hamiltonian_block(steps, *, nt=None, width=6, dtype=torch.float64, method="v
     return sn.ODEBlock(dyn, T=4.0, steps=steps, method=method)
 
 
-def gradient(block, x, mode):
-    """∂L/∂(weights, x) for L = Σ sin(Y_N) · w with a fixed weighting w."""
-    block.gradient = mode
-    block.zero_grad()
-    x = x.detach().clone().requires_grad_()
-    out = block(x)
-    out = out[0] if isinstance(out, tuple) else out
-    w = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
-    (torch.sin(out) * w).sum().backward()
-    return torch.cat([p.grad.flatten() for p in block.parameters()] + [x.grad.flatten()])
-
-
-def rel(a, b):
-    return float((a - b).norm() / b.norm())
-
-
 # -- reversible -------------------------------------------------------------------------------------
 def test_reversible_equals_autograd_float64_after_256_steps():
     block = hamiltonian_block(256)
     x = torch.randn(16, 6, dtype=torch.float64)
-    err = rel(gradient(block, x, "reversible"), gradient(block, x, "autograd"))
+    err = rel_error(gradient_probe(block, x, "reversible"), gradient_probe(block, x, "autograd"))
     assert err <= 1e-10, err
 
 
 def test_reversible_equals_autograd_float32_stable_hamiltonian():
     block = hamiltonian_block(256, dtype=torch.float32)
     x = torch.randn(16, 6)
-    err = rel(gradient(block, x, "reversible"), gradient(block, x, "autograd"))
+    err = rel_error(gradient_probe(block, x, "reversible"), gradient_probe(block, x, "autograd"))
     assert err <= 1e-4, err
 
 
@@ -65,15 +44,19 @@ def test_reversible_leapfrog_equals_autograd():
     torch.manual_seed(1)
     block = sn.ODEBlock(sn.Antisymmetric(5, nt=64).double(), T=3.0, steps=64, method="leapfrog")
     x = torch.randn(8, 5, dtype=torch.float64)
-    err = rel(gradient(block, x, "reversible"), gradient(block, x, "autograd"))
+    err = rel_error(gradient_probe(block, x, "reversible"), gradient_probe(block, x, "autograd"))
     assert err <= 1e-10, err
 
 
 def test_reconstruction_drift_against_depth():
-    """Running Verlet forward N steps and back again: the drift in Y_0 stays at round-off level
-    and grows at most linearly with depth for the stable Hamiltonian network (float64 and float32)."""
-    drifts = {}
-    for dtype, unit in [(torch.float64, 1.1e-16), (torch.float32, 6e-8)]:
+    """Running Verlet forward N steps and back again recovers Y_0 to a few units of round-off at
+    every depth, float64 and float32 alike: the backward pass recomputes the very increments
+    h·σ(K z + b) of the forward pass, so only the rounding of the additions remains, and for the
+    stable Hamiltonian network it does not accumulate with depth.  Measured (6 weight and input
+    seeds, N = 16 … 4096, both dtypes): drift 1.3-2.2 units, |Z_{-1/2}| back ≤ 8.2 units; the
+    bounds 16 and 32 units leave a factor 4-7.  (Linear growth, which this test accepted before,
+    allowed 0.5% at N = 4096 in float32.)"""
+    for dtype, unit in [(torch.float64, 2.0 ** -53), (torch.float32, 2.0 ** -24)]:
         for N in [16, 64, 256, 1024, 4096]:
             block = hamiltonian_block(N, nt=8, dtype=dtype)
             y0 = torch.randn(32, 6, dtype=dtype)
@@ -81,11 +64,9 @@ def test_reconstruction_drift_against_depth():
                 yN, zN = block((y0, torch.zeros_like(y0)))
                 y_back, z_back = block.reverse((yN, zN))
             drift = float((y_back - y0).norm() / y0.norm())
-            drifts[(dtype, N)] = drift
-            assert float(z_back.abs().max()) < 1e4 * unit * math.sqrt(N)
-            assert drift <= 20 * unit * N, (dtype, N, drift)
-    # and it is not zero by accident: the reconstruction really runs in floating point
-    assert drifts[(torch.float32, 4096)] > 0
+            assert float(z_back.abs().max()) <= 32 * unit, (dtype, N, float(z_back.abs().max()) / unit)
+            assert 0 < drift <= 16 * unit, (dtype, N, drift / unit)  # > 0: it really ran in floating point
+            assert float((yN - y0).norm() / y0.norm()) > 0.1  # and the network did move the features
 
 
 # -- adjoint ---------------------------------------------------------------------------------------
@@ -113,8 +94,8 @@ def test_adjoint_converges_to_discrete_gradient_at_integrator_order(dyn_name, me
     Ns, errs = [8, 16, 32, 64], []
     for N in Ns:
         block = adjoint_block(dyn_name, method, N)
-        errs.append(rel(gradient(block, x, "adjoint"), gradient(block, x, "autograd")))
-    fitted = -slope(Ns[1:], errs[1:])  # the asymptotic range
+        errs.append(rel_error(gradient_probe(block, x, "adjoint"), gradient_probe(block, x, "autograd")))
+    fitted = -loglog_slope(Ns[1:], errs[1:])  # the asymptotic range
     assert abs(fitted - order) < 0.35, (fitted, errs)
     assert errs[0] > 1e-6  # differentiate→discretize really differs from the discrete gradient
 
@@ -124,19 +105,27 @@ def test_adjoint_with_more_backward_steps_reaches_the_continuous_gradient():
     solution it starts from; the discrete gradient of a coarse network is measurably different."""
     x = torch.randn(5, 4, dtype=torch.float64)
     block = adjoint_block("single", "rk4", 64)
-    exact = gradient(block, x, "autograd")  # 64 RK4 steps: continuous to ~1e-8
+    exact = gradient_probe(block, x, "autograd")  # 64 RK4 steps: continuous to ~1e-8
     coarse = adjoint_block("single", "rk4", 64)
-    errs = [rel(gradient(coarse, x, sn.Adjoint(steps=M)), exact) for M in (4, 8, 16)]
+    errs = [rel_error(gradient_probe(coarse, x, sn.Adjoint(steps=M)), exact) for M in (4, 8, 16)]
     assert errs[0] > 8 * errs[2] and errs[2] < 1e-4, errs
-    euler_disc = gradient(adjoint_block("single", "euler", 8), x, "autograd")
-    assert rel(euler_disc, exact) > 1e-2  # the coarse ResNet's gradient is far from it
+    euler_disc = gradient_probe(adjoint_block("single", "euler", 8), x, "autograd")
+    assert rel_error(euler_disc, exact) > 1e-2  # the coarse ResNet's gradient is far from it
 
 
 def test_adjoint_reports_reconstruction_error():
-    block = adjoint_block("antisymmetric", "rk4", 16)
-    mode = sn.Adjoint()
-    gradient(block, torch.randn(5, 4, dtype=torch.float64), mode)
-    assert 0 <= mode.last_reconstruction_error < 1e-5
+    """The adjoint reconstructs Y_0 by integrating backward with the same RK4 grid; the error it
+    reports is that of Φ_{−h}∘Φ_h over N steps.  The local errors C·h^{p+1} of Φ_h and C·(−h)^{p+1}
+    of Φ_{−h} cancel for even p, so it falls at order p + 1 = 5 (measured 4.95-5.0 for three inputs,
+    antisymmetric and single-layer dynamics, N = 8 … 64; 7e-8 … 1.2e-7 at N = 16)."""
+    x = torch.randn(5, 4, dtype=torch.float64)
+    Ns, errs = [16, 32, 64], []
+    for N in Ns:
+        mode = sn.Adjoint()
+        gradient_probe(adjoint_block("antisymmetric", "rk4", N), x, mode)
+        errs.append(mode.last_reconstruction_error)
+    assert 0 < errs[0] < 1e-6, errs
+    assert abs(convergence_order(Ns, errs) - 5) < 0.25, errs
 
 
 # -- checkpoint ------------------------------------------------------------------------------------
@@ -146,7 +135,7 @@ def test_checkpoint_equals_autograd(method, segment):
     torch.manual_seed(3)
     block = sn.ODEBlock(sn.Antisymmetric(4, nt=10).double(), T=2.0, steps=20, method=method)
     x = torch.randn(6, 4, dtype=torch.float64)
-    err = rel(gradient(block, x, sn.Checkpoint(segment)), gradient(block, x, "autograd"))
+    err = rel_error(gradient_probe(block, x, sn.Checkpoint(segment)), gradient_probe(block, x, "autograd"))
     assert err <= 1e-14, err
 
 
@@ -186,19 +175,14 @@ def test_saved_memory_against_depth():
 
 
 # -- training and configuration --------------------------------------------------------------------
-SMALL = {
-    "seed": 3,
-    "data": {"name": "peaks", "options": {"n_train_per_class": 40, "n_val_per_class": 20, "n_test_per_class": 10}},
-    "model": {"opening": "duplicate",
-              "blocks": [{"dynamics": "hamiltonian", "width": 4, "T": 2.0, "steps": 8, "method": "verlet"}]},
-    "training": {"epochs": 3, "batch_size": 50, "lr": 0.02, "threads": 1, "dtype": "float64"},
-}
+# the training tests' SMALL config with 8 Verlet steps, no smoothness term, in float64
+SMALL = small_raw({"model.blocks.0.steps": 8, "training.smoothness": REMOVE}, dtype="float64")
 
 
 def test_training_with_reversible_and_checkpoint_matches_autograd(tmp_path):
     results = {}
     for mode in ["autograd", "reversible", "checkpoint"]:
-        raw = json.loads(json.dumps(SMALL))
+        raw = small_raw(base=SMALL)
         raw["model"]["blocks"][0]["gradient"] = mode
         results[mode] = train(parse_config(raw), tmp_path / mode, progress=False)
     for mode in ["reversible", "checkpoint"]:
@@ -206,14 +190,27 @@ def test_training_with_reversible_and_checkpoint_matches_autograd(tmp_path):
         assert results[mode]["val_loss"] == pytest.approx(results["autograd"]["val_loss"], rel=1e-9)
 
 
-def test_training_with_adjoint_runs_and_learns(tmp_path):
-    raw = json.loads(json.dumps(SMALL))
-    raw["model"]["blocks"][0].update(method="rk4", gradient="adjoint", adjoint_steps=16)
-    raw["training"]["epochs"] = 4
-    metrics = train(parse_config(raw), tmp_path / "adj", progress=False)
-    history = json.loads((tmp_path / "adj" / "history.json").read_text())
+def test_training_with_adjoint_trains_like_autograd(tmp_path):
+    """The adjoint gradient (16 backward RK4 steps) differs from the exact discrete gradient of the
+    8-step network only by the discretization error (test above), so adjoint training follows
+    autograd training.  Measured over seeds 0-5 (float64): training losses per epoch agree to
+    ≤ 1.3e-6 relative, validation losses to ≤ 3.1e-6, the accuracies are equal; the loss falls
+    to 0.67-0.85 of its first-epoch value in 4 epochs (val accuracy 0.34-0.57, 5 classes)."""
+    runs = {}
+    for mode in ["autograd", "adjoint"]:
+        raw = small_raw(base=SMALL)
+        raw["model"]["blocks"][0].update(method="rk4", gradient=mode)
+        if mode == "adjoint":
+            raw["model"]["blocks"][0]["adjoint_steps"] = 16
+        raw["training"]["epochs"] = 4
+        metrics = train(parse_config(raw), tmp_path / mode, progress=False)
+        runs[mode] = metrics, json.loads((tmp_path / mode / "history.json").read_text())
+    (exact, exact_history), (adjoint, history) = runs["autograd"], runs["adjoint"]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
-    assert metrics["val_accuracy"] > 0.3  # 5 classes: chance is 0.2
+    for a, b in zip(exact_history, history):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+    assert adjoint["val_loss"] == pytest.approx(exact["val_loss"], rel=1e-4)
+    assert abs(adjoint["val_accuracy"] - exact["val_accuracy"]) <= 0.01  # one of 100 points may flip
 
 
 @pytest.mark.parametrize("block,message", [
@@ -225,11 +222,10 @@ def test_training_with_adjoint_runs_and_learns(tmp_path):
     ({"gradient": "checkpoint", "checkpoint_segment": 0}, "checkpoint_segment"),
 ])
 def test_bad_gradient_config_is_one_clear_line(block, message):
-    raw = json.loads(json.dumps(SMALL))
+    raw = small_raw(base=SMALL)
     raw["model"]["blocks"][0].update(block)
-    with pytest.raises(ConfigError) as info:
+    with raises_one_line(ConfigError, message):
         parse_config(raw)
-    assert message in str(info.value) and "\n" not in str(info.value)
 
 
 def test_bad_gradient_arguments_in_python():

@@ -5,13 +5,14 @@ interpolation with nt = 2 and 5 state steps exercises interpolation, both AB3 st
 two AB3 steps.
 """
 
-import math
 
 import pytest
 import torch
 from torch.func import functional_call
 
 import stablenet as sn
+
+from helpers import loglog_slope
 
 WIDTH, WIDTH_Z, BATCH, STEPS, NT = 3, 2, 2, 5, 2
 
@@ -99,13 +100,6 @@ def taylor_remainders(fn, args, direction, weights, epsilons):
     return zeroth, first
 
 
-def slope(xs, ys):
-    lx = [math.log(x) for x in xs]
-    ly = [math.log(y) for y in ys]
-    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
-
-
 @pytest.mark.parametrize("dyn_name,method,gradient", MODE_CASES)
 def test_taylor_remainder(dyn_name, method, gradient):
     """The first-order remainder |L(x + εv) − L(x) − ε∇L·v| decays like ε² (a wrong gradient
@@ -118,7 +112,7 @@ def test_taylor_remainder(dyn_name, method, gradient):
     weights = [torch.randn_like(o) for o in fn(*args)]
     epsilons = [1e-3 * 2.0 ** -k for k in range(6)]
     zeroth, first = taylor_remainders(fn, args, direction, weights, epsilons)
-    assert abs(slope(epsilons, first) - 2) < 0.15, (first, zeroth)
+    assert abs(loglog_slope(epsilons, first) - 2) < 0.15, (first, zeroth)
     assert first[-1] < zeroth[-1], (first, zeroth)
 
 

@@ -132,7 +132,12 @@ def test_model_is_untouched_by_surfaces_and_slices():
     for p, q in zip(model.parameters(), before):
         assert torch.equal(p, q) and p.dtype == torch.float32 and p.grad is None
     assert [m.training for m in model.modules()] == flags
-    assert s["accuracy"].shape == (5, 5) and ((s["accuracy"] >= 0) & (s["accuracy"] <= 1)).all()
+    # the centre of the grid is the model itself: its accuracy there is the model's own
+    assert s["accuracy"].shape == (5, 5) and float(s["alphas"][2]) == float(s["betas"][2]) == 0.0
+    with torch.no_grad():
+        scores = model(x)
+    assert float(s["accuracy"][2, 2]) == pytest.approx(float((scores.argmax(1) == y).double().mean()), abs=1e-12)
+    assert float(s["loss"][2, 2]) == pytest.approx(float(softmax_cross_entropy(scores, y)), rel=1e-5)
 
 
 def test_default_directions_are_reproducible_and_span_the_grid():

@@ -14,6 +14,8 @@ from stablenet.parallel import (MGRIT, MGRITOptions, hierarchy, make_parallel_mo
                                 mgrit_forward, partition)
 from stablenet.parallel.mgrit import coarsen
 
+from helpers import gradient_probe, rel_error
+
 CASES = [("antisymmetric", "rk4"), ("parabolic", "euler"), ("single", "euler"),
          ("hamiltonian", "verlet"), ("antisymmetric", "euler"), ("parabolic", "rk4")]
 
@@ -33,17 +35,8 @@ def inputs():
 
 
 def gradient(block, x, mode):
-    block.gradient = mode
-    block.zero_grad()
-    x = x.detach().clone().requires_grad_()
-    out = block(x)
-    w = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
-    (torch.sin(out) * w).sum().backward()
-    return out.detach(), torch.cat([p.grad.flatten() for p in block.parameters()] + [x.grad.flatten()])
-
-
-def rel(a, b):
-    return float((a - b).norm() / b.norm())
+    """(output, ∂L/∂(weights, x)) of the shared probe L = Σ sin(Y_N)·w."""
+    return gradient_probe(block, x, mode, return_output=True)
 
 
 @pytest.mark.parametrize("kind,method", CASES[:4])
@@ -53,7 +46,7 @@ def test_one_level_is_sequential_stepping_to_round_off(kind, method):
     out_ref, g_ref = gradient(block, x, "autograd")
     out, g = gradient(block, x, MGRIT(max_levels=1))
     assert float((out - out_ref).abs().max()) <= 1e-15
-    assert rel(g, g_ref) <= 1e-14
+    assert rel_error(g, g_ref) <= 1e-14
     with torch.no_grad():
         plain = block(x)
     fwd = mgrit_forward(block, x, max_levels=1)
@@ -70,11 +63,17 @@ def test_converged_multilevel_matches_forward_and_autograd(kind, method, relax, 
     out_ref, g_ref = gradient(block, x, "autograd")
     mode = MGRIT(m=4, max_levels=levels, relax=relax, fmg=fmg, rtol=1e-13, max_iter=40)
     out, g = gradient(block, x, mode)
-    assert rel(out, out_ref) <= 1e-10
-    assert rel(g, g_ref) <= 1e-10
+    assert rel_error(out, out_ref) <= 1e-10
+    assert rel_error(g, g_ref) <= 1e-10
     assert mode.last_forward.converged and mode.last_adjoint.converged
     assert mode.last_forward.levels[:2] == [48, 12]
-    assert mode.last_forward.iterations >= 1
+    # Two-level F-relaxation makes one more of the N/m = 12 coarse intervals exact per iteration,
+    # FCF two (Falgout et al. 2014, §3): at most 12 resp. 6 iterations; the 3- and 4-level FCF
+    # solves keep the 6 (measured: 10-12 and 6 for every case, forward and adjoint).  The first
+    # guess is not the solution: at least 2.
+    bound = 48 // 4 if relax == "F" else 48 // 8
+    for stats in (mode.last_forward, mode.last_adjoint):
+        assert 2 <= stats.iterations <= bound, (stats.iterations, stats.residuals)
 
 
 def test_ragged_grid_and_linear_controls():
@@ -83,7 +82,7 @@ def test_ragged_grid_and_linear_controls():
     x = inputs()
     out_ref, g_ref = gradient(block, x, "autograd")
     out, g = gradient(block, x, MGRIT(m=4, max_levels=3, rtol=1e-13))
-    assert rel(out, out_ref) <= 1e-10 and rel(g, g_ref) <= 1e-10
+    assert rel_error(out, out_ref) <= 1e-10 and rel_error(g, g_ref) <= 1e-10
 
 
 def test_two_level_f_relaxation_is_exact_after_n_over_m_iterations():
@@ -120,9 +119,9 @@ def test_adjoint_function_and_states():
     block.gradient = "autograd"
     block.zero_grad()
     block(xr).sum().backward()
-    assert rel(adj.grad_y0, xr.grad) <= 1e-10
+    assert rel_error(adj.grad_y0, xr.grad) <= 1e-10
     for g, p in zip(adj.grad_weights, block.parameters()):
-        assert rel(g, p.grad) <= 1e-10
+        assert rel_error(g, p.grad) <= 1e-10
     assert adj.stats.converged and adj.stats.relative_residuals[-1] <= 1e-14
 
 

@@ -14,6 +14,8 @@ from stablenet.parallel import MGRIT, MGRITOptions, mgrit_forward
 from stablenet.parallel.cost import mgrit_cost
 from stablenet.parallel.launch import spawn
 
+from helpers import gradient_probe
+
 N, WIDTH = 48, 3
 OPTIONS = dict(m=4, max_levels=3, relax="FCF", max_iter=1, rtol=0.0)
 
@@ -30,12 +32,7 @@ def run(distributed: bool):
     block = make_block()
     x = torch.linspace(-1, 1, 4 * WIDTH, dtype=torch.float64).reshape(4, WIDTH)
     fwd = mgrit_forward(block, x, distributed=distributed, **OPTIONS)
-    block.gradient = MGRIT(distributed=distributed, **OPTIONS)
-    xg = x.clone().requires_grad_()
-    out = block(xg)
-    w = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
-    (torch.sin(out) * w).sum().backward()
-    grads = torch.cat([p.grad.flatten() for p in block.parameters()] + [xg.grad.flatten()])
+    out, grads = gradient_probe(block, x, MGRIT(distributed=distributed, **OPTIONS), return_output=True)
     return {"final": fwd.final.flatten().tolist(), "residuals": fwd.stats.residuals,
             "owned": sorted(fwd.states), "grads": grads.tolist(), "out": out.flatten().tolist(),
             "messages": fwd.stats.messages, "evaluations": fwd.stats.evaluations}

@@ -7,7 +7,6 @@ gradient, and data parallelism averages the shards' gradients into the whole bat
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,8 @@ import pytest
 from stablenet.config import ConfigError, parse_config
 from stablenet.training import TrainingError, train
 from stablenet.config import load_config
+
+from _resume import interrupted_run_resumes_exactly
 
 BASE = """
 seed = 0
@@ -85,6 +86,37 @@ def test_serial_mgrit_training_equals_plain_training(tmp_path, serial_run):
     config, _ = load_config(write(tmp_path, "p.toml", BASE + PARALLEL.format(layer_ranks=1, max_levels=3)), [])
     train(config, tmp_path / "run", progress=False)
     assert_same_training(serial_run, history(tmp_path / "run"), 1e-10)
+
+
+VERLET = ('dynamics = "antisymmetric"', 'dynamics = "hamiltonian"'), ('method = "rk4"', 'method = "verlet"')
+
+
+def test_serial_mgrit_training_with_verlet_equals_plain_training(tmp_path):
+    """MGRIT on the Hamiltonian network's Verlet steps (the two-stream state (y, z) on every time
+    point): converged, it trains exactly as sequential stepping does."""
+    text = BASE
+    for old, new in VERLET:
+        text = text.replace(old, new)
+    plain, _ = load_config(write(tmp_path, "plain.toml", text), [])
+    train(plain, tmp_path / "plain", progress=False)
+    layered, _ = load_config(write(tmp_path, "p.toml", text + PARALLEL.format(layer_ranks=1, max_levels=3)), [])
+    assert layered.model.blocks[0].method == "verlet" and layered.parallel is not None
+    train(layered, tmp_path / "run", progress=False)
+    assert_same_training(history(tmp_path / "plain"), history(tmp_path / "run"), 1e-10)
+
+
+@pytest.mark.parametrize("stop_after", [1, 2], ids=["at-a-level-end", "inside-a-level"])
+def test_interrupted_multilevel_parallel_run_resumes_exactly(tmp_path, monkeypatch, stop_after):
+    """[parallel] with [multilevel]: MGRIT hierarchies are rebuilt for each level's grid, and a run
+    killed after a checkpoint resumes to the uninterrupted run's metrics and history."""
+    text = (BASE.replace("epochs = 3\n", "") + PARALLEL.format(layer_ranks=1, max_levels=3)
+            + "\n[multilevel]\nlevels = 2\nepochs_per_level = [1, 2]\n")
+    config, _ = load_config(write(tmp_path, "p.toml", text), [])
+
+    def at_interruption(saved, run):
+        assert saved["level"] == stop_after  # epoch 1 ends level 1, epoch 2 is inside level 2
+
+    interrupted_run_resumes_exactly(config, tmp_path, monkeypatch, stop_after, at_interruption)
 
 
 def torchrun(tmp_path: Path, config: Path, out: Path):

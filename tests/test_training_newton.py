@@ -10,6 +10,7 @@ from stablenet.config import ConfigError, parse_config
 from stablenet.training import train
 
 from _resume import interrupted_run_resumes_exactly
+from helpers import raises_one_line
 
 ELLIPSES = {
     "seed": 0,
@@ -29,15 +30,27 @@ def config(multilevel=None, **training_options):
     return parse_config(raw)
 
 
+def assert_armijo_descent(history):
+    """Full-batch runs (batch_size = n_train = 200): one Newton step per epoch, and the Armijo line
+    search accepts a step only if the objective does not rise (up to its 8-ulp rounding allowance,
+    float32 here), so the recorded training objective never increases."""
+    losses = [h["train_loss"] for h in history]
+    for before, after in zip(losses, losses[1:]):
+        assert after <= before * (1 + 1e-5), losses
+    return losses
+
+
 def test_gauss_newton_with_varpro_learns_the_ellipses(tmp_path):
-    cfg = config()
+    cfg = config(epochs=10)
     assert cfg.training.lr == 1.0  # a Newton-type optimizer's default first trial step
     metrics = train(cfg, tmp_path / "run", progress=False)
-    history = json.loads((tmp_path / "run" / "history.json").read_text())
-    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
-    # measured: validation accuracy 0.54, 0.90, 0.985, 1.0, 1.0, 1.0 over the 6 full-batch steps
-    assert metrics["val_accuracy"] >= 0.97 and metrics["test_accuracy"] >= 0.95
-    assert load_checkpoint(tmp_path / "run")["optimizer"]["newton"]["steps"] == 6
+    losses = assert_armijo_descent(json.loads((tmp_path / "run" / "history.json").read_text()))
+    # measured over seeds 0-15 (ATEN_CPU_CAPABILITY=default MKL_CBWR=AVX2): final/first training
+    # objective 0.056-0.23, validation accuracy 0.99-1.0, test 0.98-1.0 (after 6 steps instead of
+    # 10 three seeds stopped at 0.90-0.945 validation accuracy)
+    assert losses[-1] < 0.5 * losses[0]
+    assert metrics["val_accuracy"] >= 0.95 and metrics["test_accuracy"] >= 0.95
+    assert load_checkpoint(tmp_path / "run")["optimizer"]["newton"]["steps"] == 10
 
 
 @pytest.mark.parametrize("options", [
@@ -47,11 +60,20 @@ def test_gauss_newton_with_varpro_learns_the_ellipses(tmp_path):
          lr_step_epochs=1, lr_decay=0.9),
 ], ids=["newton", "newton-varpro", "gauss-newton-block-coordinate"])
 def test_newton_type_optimizers_train(tmp_path, options):
-    metrics = train(config(**options), tmp_path / "run", progress=False)
+    metrics = train(config(epochs=10, **options), tmp_path / "run", progress=False)
     history = json.loads((tmp_path / "run" / "history.json").read_text())
-    assert history[-1]["train_loss"] < history[0]["train_loss"]
-    # measured: 0.70 (joint Newton, whose Hessian is indefinite far from a minimum), 0.995, 1.0
-    assert metrics["val_accuracy"] >= (0.65 if not options["varpro"] else 0.95)
+    losses = assert_armijo_descent(history)
+    # measured over seeds 0-15 after 10 steps (ATEN_CPU_CAPABILITY=default MKL_CBWR=AVX2),
+    # final/first training objective and validation accuracy:
+    #   joint Newton (its Hessian is indefinite far from a minimum, so progress varies from seed to
+    #   seed): 0.15-0.84 and 0.78-1.0 (2 classes: chance 0.5; 200 points: its spread is ±0.035)
+    #   Newton + VarPro: 0.10-0.27 and 0.995-1.0; Gauss-Newton block-coordinate: 0.105-0.163 and 1.0
+    if options["varpro"]:
+        assert losses[-1] < 0.5 * losses[0]
+        assert metrics["val_accuracy"] >= 0.95
+    else:
+        assert losses[-1] < losses[0]
+        assert metrics["val_accuracy"] >= 0.65
     if "schedule" in options:  # the schedule acts on the θ optimizer of the alternation
         assert history[1]["lr"] == pytest.approx(0.9 * history[0]["lr"])
 
@@ -94,10 +116,8 @@ def test_inconsistent_optimizer_options_are_one_line_errors(options, block, expe
     raw = json.loads(json.dumps(ELLIPSES))
     raw["training"].update(options)
     raw["model"]["blocks"][0].update(block)
-    with pytest.raises(ConfigError) as info:
+    with raises_one_line(ConfigError, expected):
         parse_config(raw)
-    message = str(info.value)
-    assert "\n" not in message and expected in message, message
 
 
 def test_newton_lr_default_and_explicit_lr():

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 import stablenet as sn
 from stablenet.optim import VarPro
 
+from helpers import loglog_slope
+
 N, CLASSES, FEATURES = 200, 5, 8
 
 
@@ -160,13 +162,6 @@ def test_reduced_gradient_is_envelope_gradient():
     assert float(w_grad.norm()) <= 1e-9
 
 
-def fitted_slope(eps, err):
-    le = torch.log(torch.tensor(eps, dtype=torch.float64))
-    lr = torch.log(torch.tensor(err, dtype=torch.float64))
-    A = torch.stack([le, torch.ones_like(le)], 1)
-    return float(torch.linalg.lstsq(A, lr[:, None]).solution[0])
-
-
 @pytest.mark.parametrize("loss", ["cross_entropy", "least_squares"])
 def test_taylor_remainder_of_reduced_objective(loss):
     net, x, labels = small_problem()
@@ -192,7 +187,7 @@ def test_taylor_remainder_of_reduced_objective(loss):
         assert vp.last.grad_norm <= 1e-12
         e0.append(abs(value - phi))
         e1.append(abs(value - phi - h * slope))
-    s0, s1 = fitted_slope(eps, e0), fitted_slope(eps, e1)
+    s0, s1 = loglog_slope(eps, e0), loglog_slope(eps, e1)
     # measured slopes: 0.97 / 2.00 (cross-entropy), 0.99 / 2.04 (least squares)
     assert abs(s0 - 1) <= 0.2, (s0, e0)
     assert abs(s1 - 2) <= 0.2, (s1, e1)

@@ -386,7 +386,8 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
     # folder, so two commands that both passed the first look cannot both write
     held = rundir.lock(out_dir, create=not resume) if parallel.writer else contextlib.nullcontext()
     with held:
-        check_run_dir(out_dir, resume=resume, overwrite=overwrite)
+        if parallel.writer:  # the other ranks would find the folder rank 0 has just created
+            check_run_dir(out_dir, resume=resume, overwrite=overwrite)
         return _train(config, out_dir, data, parallel, config_text=config_text, resume=resume,
                       overwrite=overwrite, progress=progress, announce=announce)
 
