@@ -336,3 +336,11 @@ def test_run_files_respect_the_umask(tmp_path, umask, mode):
         os.umask(old)
     files = [p for p in (tmp_path / "run").iterdir() if p.is_file()]
     assert {p.name: oct(p.stat().st_mode & 0o777) for p in files} == {p.name: oct(mode) for p in files}
+
+
+def test_training_threads_hold_for_the_run_only(tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    train(small_config(epochs=1, threads=before + 1), tmp_path / "run", progress=False)
+    assert torch.get_num_threads() == before

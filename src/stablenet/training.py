@@ -367,7 +367,8 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
     under its exclusive lock (:func:`stablenet.rundir.lock`) for the whole run; ``--overwrite``
     removes only stablenet's files from it.  ``--resume`` checks the checkpoint, the configuration
     and the best weights before the first epoch.  ``announce(line)`` is called once the run has
-    started (the CLI prints it).
+    started (the CLI prints it).  ``training.threads`` sets torch's thread count for the run; the
+    caller's count is restored on the way out.
     """
     from .data import load_dataset
 
@@ -385,11 +386,15 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
     # only rank 0 writes, so only rank 0 locks; the lock is taken before the second look at the
     # folder, so two commands that both passed the first look cannot both write
     held = rundir.lock(out_dir, create=not resume) if parallel.writer else contextlib.nullcontext()
+    threads = torch.get_num_threads()  # training.threads holds for this run only
     with held:
         if parallel.writer:  # the other ranks would find the folder rank 0 has just created
             check_run_dir(out_dir, resume=resume, overwrite=overwrite)
-        return _train(config, out_dir, data, parallel, config_text=config_text, resume=resume,
-                      overwrite=overwrite, progress=progress, announce=announce)
+        try:
+            return _train(config, out_dir, data, parallel, config_text=config_text, resume=resume,
+                          overwrite=overwrite, progress=progress, announce=announce)
+        finally:
+            torch.set_num_threads(threads)
 
 
 def _train(config: Config, out_dir: Path, data, parallel: ParallelContext, *, config_text: str | None,
