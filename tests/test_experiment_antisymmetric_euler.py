@@ -4,10 +4,14 @@ for every h; RK4 (h·ρ ≤ 2√2) and leapfrog on Y'' = −AᵀA Y (h·ρ ≤ 2
 import json
 import math
 
+import numpy as np
+import pytest
 import torch
 
 from stablenet import integrate
 from stablenet.experiments import antisymmetric_euler as ae
+
+from helpers import assert_png
 
 
 def test_integrators_match_closed_forms():
@@ -27,13 +31,36 @@ def test_integrators_match_closed_forms():
     assert torch.allclose(states[:, 0, 0], expected, atol=1e-12)
 
 
-def test_quick_run_numbers(tmp_path):
-    results = ae.run(tmp_path, quick=True)
+def numpy_nonlinear(A, Y0, hs, method):
+    """(‖Y_N‖_F/‖Y_0‖_F)^(1/N) of dY/dt = tanh(AY), N = ae.STEPS, every h at once: (matrices, h)."""
+    f = lambda Y: np.tanh(Y @ np.swapaxes(A, -1, -2))  # noqa: E731
+    h = hs[:, None, None, None]
+    Y = np.broadcast_to(Y0, (len(hs), *Y0.shape)).copy()
+    for _ in range(ae.STEPS):
+        if method == "euler":
+            Y = Y + h * f(Y)
+        else:
+            k1 = f(Y)
+            k2 = f(Y + h / 2 * k1)
+            k3 = f(Y + h / 2 * k2)
+            k4 = f(Y + h * k3)
+            Y = Y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    ratio = np.linalg.norm(Y, axis=(-1, -2)) / np.linalg.norm(Y0, axis=(-1, -2))
+    return (ratio ** (1 / ae.STEPS)).T
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("antisymmetric_euler")
+    return out, ae.run(out, quick=True)
+
+
+def test_quick_run_numbers(quick_run):
+    tmp_path, results = quick_run
     assert json.loads((tmp_path / "results.json").read_text()) == json.loads(json.dumps(results))
     assert results["experiment"] == "antisymmetric-euler"
-    assert all(results["claims"].values()), results["claims"]
     for name in results["figures"]:
-        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert_png(tmp_path / name)
 
     h = torch.tensor(results["h"], dtype=torch.float64)
     amp = {k: torch.tensor(v, dtype=torch.float64) for k, v in results["amplification"].items()}
@@ -61,3 +88,48 @@ def test_quick_run_numbers(tmp_path):
     # nonlinear tanh(AY): Euler adds growth over RK4 at every h
     assert float((amp["nonlinear_euler"] / amp["nonlinear_rk4"]).min()) > 1.0
     assert results["summary"]["max_relative_disagreement"]["rk4_empirical_vs_exact"] < 1e-10
+
+
+def test_claims_against_closed_forms_and_an_independent_integration(quick_run):
+    """Each claim: what the stability polynomials say for the recorded ω (computed here from
+    numpy's eigenvalues, in real arithmetic), and the nonlinear runs redone by a numpy loop."""
+    _, results = quick_run
+    claims = results["claims"]
+    assert set(claims) == {"euler_amplification_exceeds_1_for_every_h", "rk4_at_most_1_for_small_h",
+                           "leapfrog_bounded_for_small_h", "linear_empirical_matches_stability_function",
+                           "nonlinear_euler_exceeds_rk4_for_every_h"}
+    A = ae.random_antisymmetric().numpy()
+    omegas = np.sort(np.abs(np.linalg.eigvals(A).imag), axis=-1)          # ±iω_k, each ω twice
+    assert np.allclose(np.sort(results["omegas"], axis=-1), omegas, atol=1e-12)
+    h = np.array(results["h"])
+    y = h[None, :, None] * omegas[:, None, :]                               # h·ω_k: (matrix, h, k)
+    euler = np.sqrt(1 + y**2).max(-1)
+    rk4 = np.sqrt(1 - y**6 / 72 + y**8 / 576).max(-1)                      # |R(iy)|² of RK4
+    b = np.abs(2 - y**2) / 2
+    leapfrog = np.where(y <= 2, 1.0, b + np.sqrt(np.clip(b**2 - 1, 0, None))).max(-1)
+    amp = {k: np.array(v) for k, v in results["amplification"].items()}
+    for key, closed in (("euler", euler), ("rk4", rk4)):
+        assert np.allclose(amp[f"{key}_exact"], closed, rtol=1e-12, atol=0), key
+        assert np.allclose(amp[f"{key}_empirical"], closed, rtol=1e-10, atol=0), key
+    assert np.allclose(amp["leapfrog_exact"], leapfrog, rtol=1e-12, atol=0)
+
+    # ρ(A) = 1, so h·ω ≤ h: Euler's √(1 + (hω)²) > 1 for every h > 0; RK4's |R| ≤ 1 while h ≤ 2.5 < 2√2
+    # and > 1 for h > 2√2 (the ω = 1 mode); leapfrog's root 1 for h ≤ 2, > 1 + 1e-3 beyond, so its
+    # norm ratio grows at least like that root^N / 2: the three stability claims are theorems here
+    assert (euler > 1).all() and claims["euler_amplification_exceeds_1_for_every_h"]
+    assert rk4[:, h <= ae.RK4_SAFE].max() <= 1 + 1e-15 and rk4[:, h > ae.RK4_LIMIT].min() > 1
+    assert claims["rk4_at_most_1_for_small_h"]
+    assert leapfrog[:, h > 2].min() > 1 + 1e-3 and claims["leapfrog_bounded_for_small_h"]
+    disagreement = max(float(np.abs(amp[f"{k}_empirical"] / closed - 1).max()) for k, closed in
+                       (("euler", euler), ("rk4", rk4)))
+    assert disagreement < 1e-10 and claims["linear_empirical_matches_stability_function"]
+
+    # nonlinear dY/dt = tanh(AY) from the experiment's unit vectors (generator seed 1)
+    g = torch.Generator().manual_seed(1)
+    Y0 = torch.randn(A.shape[0], 16, A.shape[-1], generator=g, dtype=torch.float64)
+    Y0 = (Y0 / Y0.norm(dim=-1, keepdim=True)).numpy()
+    nonlinear = {m: numpy_nonlinear(A, Y0, h, m) for m in ("euler", "rk4")}
+    for m in nonlinear:
+        assert np.allclose(amp[f"nonlinear_{m}"], nonlinear[m], rtol=1e-10, atol=0), m
+    ratio = nonlinear["euler"] / nonlinear["rk4"]
+    assert claims["nonlinear_euler_exceeds_rk4_for_every_h"] == bool(ratio.min() > 1)

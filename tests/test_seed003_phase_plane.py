@@ -13,6 +13,8 @@ K_MINUS = [[-2.0, 0.0], [2.0, -2.0]]
 K_ZERO = [[0.0, -1.0], [1.0, 0.0]]
 FEATURES = [[0.1, 0.1], [-0.1, -0.1], [0.0, 0.5]]
 H = 0.1
+N = 21
+EULER_GROWTH = (1 + H**2) ** (N / 2)   # |1 + ih|^N = 1.110131: forward Euler on the rotation K_ZERO
 
 
 def features():
@@ -49,9 +51,14 @@ def test_k_minus_contracts_features():
 
 
 def test_k_zero_keeps_distances_nearly_constant():
-    ratios = distance_ratios(euler_network(K_ZERO))
-    # forward Euler on a rotation grows like (1 + h²)^(N/2) = 1.11 in the linear regime
-    assert ((ratios - 1).abs() < 0.12).all(), ratios
+    ratios = distance_ratios(euler_network(K_ZERO)).detach()
+    # forward Euler on a rotation grows every norm by exactly |1 + ih|^N = 1.110131 in the linear
+    # regime; y2 = −y1 (tanh is odd), so their distance is y1's norm, |y1| ≤ 0.16 is near-linear and
+    # tanh(u) = u(1 − u²/3 + …) moves it by O(|y1|²) of the growth (measured 1.109547); an exact
+    # rotation would give 1.000, Euler with half the step 1.027.  The other pairs involve the
+    # saturating y3 = (0, 0.5): measured 1.049 and 1.112
+    assert abs(ratios[0].item() - EULER_GROWTH) < 2e-3, ratios
+    assert (ratios > 1.03).all() and ((ratios - EULER_GROWTH).abs() < 0.07).all(), ratios
 
 
 @pytest.mark.parametrize("K", [K_PLUS, K_MINUS], ids=["K_plus", "K_minus"])
@@ -59,11 +66,15 @@ def test_antisymmetric_version_stays_bounded(K):
     block = euler_network(K, antisymmetric=True)
     states = block(features(), return_states=True)  # (N + 1, 3, 2)
     norms = states.norm(dim=-1)
-    # forward Euler on an antisymmetric kernel still grows, but only like (1 + h²)^(N/2) = 1.11
-    assert (norms.max(0).values <= 1.12 * norms[0]).all(), norms.max(0).values
-    assert (norms.min(0).values >= 0.9 * norms[0]).all(), norms.min(0).values
-    ratios = distance_ratios(block)
-    assert ((ratios - 1).abs() < 0.12).all(), ratios
+    # ½(K − Kᵀ) = K_ZERO for both kernels: the same dynamics as test_k_zero_keeps_distances_nearly_constant
+    assert torch.allclose(states, euler_network(K_ZERO)(features(), return_states=True), rtol=1e-14, atol=0)
+    # forward Euler on an antisymmetric kernel still grows: every feature at every layer, the small
+    # ones by |1 + ih|^N = 1.110131 up to the O(|y|²) tanh correction (measured 1.109547), the
+    # saturating y3 less (measured 1.0913)
+    assert (norms.diff(dim=0) > 0).all(), norms
+    growth = norms[-1] / norms[0]
+    assert (growth[:2] - EULER_GROWTH).abs().max() < 2e-3, growth
+    assert 1.08 < growth[2] < growth[0], growth
 
 
 @pytest.mark.parametrize("steps", [20, 50, 100, 200, 500, 1000])
@@ -87,8 +98,13 @@ def test_verlet_with_k_v_stays_bounded(steps):
 
 
 def test_damping_gamma_removes_the_euler_growth():
-    """With γ = 0.1 the eigenvalues −γ/2 ± i sit inside forward Euler's disc for h = 0.1."""
+    """With γ = 0.1 the eigenvalues −γ/2 ± i sit (just) on forward Euler's disc for h = 0.1:
+    |1 + h(−γ/2 ± i)|^N = ((1 − hγ/2)² + h²)^(N/2) = 1.000263 instead of 1.110131."""
     block = euler_network(K_PLUS, antisymmetric=True, gamma=0.1)
     norms = block(features(), return_states=True).norm(dim=-1)
+    damped = ((1 - H * 0.05) ** 2 + H**2) ** (N / 2)
+    # the small features follow the linear factor up to the tanh correction (measured 1.00040);
+    # none grows by more than 1e-3 at any layer, the saturating y3 loses 1.1 % (measured 0.9889)
+    assert ((norms[-1, :2] / norms[0, :2]) - damped).abs().max() < 1e-3, norms[-1] / norms[0]
     assert (norms.max(0).values <= 1.001 * norms[0]).all(), norms.max(0).values
-    assert (norms[-1] >= 0.9 * norms[0]).all(), norms[-1]
+    assert (norms[-1] >= 0.98 * norms[0]).all(), norms[-1] / norms[0]

@@ -268,9 +268,10 @@ def run(out_dir: str | Path, quick: bool = False) -> dict:
         "claims": {
             # Fig. 3.9: "a high level of similarity can be observed from the objective functions"
             "objective_functions_similar_within_10_percent": max(fine["rel_diff_rk4_vs_euler"].values()) < 0.10,
-            # the same comparison while training on peaks
+            # the same comparison while training on peaks (accuracies are multiples of 1/n: the
+            # tolerance keeps exactly 2 points "within 2 points", 0.65 − 0.63 > 0.02 in binary)
             "training_final_val_accuracy_within_2_points":
-                abs(e["final_val_accuracy"] - r["final_val_accuracy"]) <= 0.02,
+                abs(e["final_val_accuracy"] - r["final_val_accuracy"]) <= 0.02 + 1e-9,
             # conclusion: an RK4 network "should perform with higher accuracy" (untested in the thesis)
             "rk4_network_more_accurate_than_resnet": r["final_val_accuracy"] > e["final_val_accuracy"],
         },
