@@ -143,3 +143,28 @@ def assert_png(path, min_side: int = 50):
     assert np.isfinite(pixels).all(), path
     assert (pixels != pixels[0]).any(axis=1).sum() > 0.001 * len(pixels), f"{path} is one flat colour"
     return image
+
+
+# -- experiments -----------------------------------------------------------------------------------
+def run_on_other_threads(run, out, **kwargs):
+    """``run(out, **kwargs)`` started with a thread count other than the current one; returns
+    (results, the count it started with, the count it left), restoring the current count after."""
+    before = torch.get_num_threads()
+    probe = 3 if before != 3 else 2
+    torch.set_num_threads(probe)
+    try:
+        results = run(out, **kwargs)
+        return results, probe, torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def numpy_step(method: str, f, Y, h):
+    """One forward Euler or classical RK4 step of Y' = f(Y) in numpy: an independent reference
+    for the experiments' integrators."""
+    if method == "euler":
+        return Y + h * f(Y)
+    k1 = f(Y)
+    k2 = f(Y + h / 2 * k1)
+    k3 = f(Y + h / 2 * k2)
+    return Y + h / 6 * (k1 + 2 * k2 + 2 * k3 + f(Y + h * k3))

@@ -11,7 +11,7 @@ import torch
 from stablenet import integrate
 from stablenet.experiments import antisymmetric_euler as ae
 
-from helpers import assert_png
+from helpers import assert_png, numpy_step
 
 
 def test_integrators_match_closed_forms():
@@ -37,14 +37,7 @@ def numpy_nonlinear(A, Y0, hs, method):
     h = hs[:, None, None, None]
     Y = np.broadcast_to(Y0, (len(hs), *Y0.shape)).copy()
     for _ in range(ae.STEPS):
-        if method == "euler":
-            Y = Y + h * f(Y)
-        else:
-            k1 = f(Y)
-            k2 = f(Y + h / 2 * k1)
-            k3 = f(Y + h / 2 * k2)
-            k4 = f(Y + h * k3)
-            Y = Y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        Y = numpy_step(method, f, Y, h)
     ratio = np.linalg.norm(Y, axis=(-1, -2)) / np.linalg.norm(Y0, axis=(-1, -2))
     return (ratio ** (1 / ae.STEPS)).T
 

@@ -10,21 +10,14 @@ import torch
 from stablenet.experiments import eigenvalues
 from stablenet.training import load_run
 
-from helpers import assert_png
+from helpers import assert_png, run_on_other_threads
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     """One quick run, started with a thread count other than the trainer's ``threads = 1``."""
     out = tmp_path_factory.mktemp("eigenvalues")
-    before = torch.get_num_threads()
-    probe = 3 if before != 3 else 2
-    torch.set_num_threads(probe)
-    try:
-        results = eigenvalues.run(out, quick=True)
-        threads_after = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)
+    results, probe, threads_after = run_on_other_threads(eigenvalues.run, out, quick=True)
     return out, results, probe, threads_after
 
 

@@ -12,7 +12,7 @@ from stablenet.data import load_dataset
 from stablenet.experiments import EXPERIMENTS, multilevel_newton
 from stablenet.training import build_model
 
-from helpers import assert_png
+from helpers import assert_png, run_on_other_threads
 
 # Margins below come from 16 quick runs: seeds 0–5 (config "seed": data and initial weights) and,
 # for seed 0, lr = 1 ± 1e-6, each with the native CPU kernels and with ATEN_CPU_CAPABILITY=default
@@ -36,14 +36,7 @@ def test_configs_follow_the_seed():
 def quick_run(tmp_path_factory):
     """One quick run, started with a thread count other than the one-thread training uses."""
     out = tmp_path_factory.mktemp("multilevel_newton")
-    before = torch.get_num_threads()
-    probe = 3 if before != 3 else 2
-    torch.set_num_threads(probe)
-    try:
-        results = multilevel_newton.run(out, quick=True)
-        threads_after = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)
+    results, probe, threads_after = run_on_other_threads(multilevel_newton.run, out, quick=True)
     return out, results, probe, threads_after
 
 

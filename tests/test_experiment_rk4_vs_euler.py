@@ -8,7 +8,7 @@ import torch
 
 from stablenet.experiments import rk4_vs_euler
 
-from helpers import assert_png
+from helpers import assert_png, numpy_step
 
 
 def test_kernel_is_the_seeds_circulant():
@@ -25,13 +25,7 @@ def numpy_objective(theta, Y0, C, steps, method):
     h = rk4_vs_euler.T / steps
     Y = np.broadcast_to(Y0, (len(theta), len(theta), *Y0.shape))
     for _ in range(steps):
-        if method == "euler":
-            Y = Y + h * f(Y)
-        else:
-            k1 = f(Y)
-            k2 = f(Y + h / 2 * k1)
-            k3 = f(Y + h / 2 * k2)
-            Y = Y + h / 6 * (k1 + 2 * k2 + 2 * k3 + f(Y + h * k3))
+        Y = numpy_step(method, f, Y, h)
     return 0.5 * ((Y - C) ** 2).sum((-2, -1))
 
 

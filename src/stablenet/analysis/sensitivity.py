@@ -37,11 +37,9 @@ def worst_direction(block: ODEBlock, x: torch.Tensor, *, steps: int | None = Non
     v = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
     v = v / v.norm(dim=-1, keepdim=True)
     _, pullback = vjp(final, x)
-    gain = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     for _ in range(iterations):
         _, Jv = jvp(final, (x,), (v,))
         (JtJv,) = pullback(Jv)
-        gain = Jv.norm(dim=-1)
         v = JtJv / JtJv.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
     _, Jv = jvp(final, (x,), (v,))
     return v.detach(), Jv.norm(dim=-1).detach()

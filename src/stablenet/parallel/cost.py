@@ -77,7 +77,7 @@ class _Model:
         self.time += end
 
     def f_relax(self, l):
-        is_c, n = self.is_c[l], self.n[l]
+        is_c = self.is_c[l]
         send, end = {}, 0.0   # send[r]: when rank r's last value leaves
         for r, (a, b) in enumerate(self._ranges(l)):
             if a >= b:
