@@ -3,7 +3,7 @@ and multilevel training of the same network on the same data, in one run (issue 
 
 Every method trains the Hamiltonian–Verlet network of configs/peaks.toml (width 8, T = 5, 32
 steps, duplicating opening, smoothness 1e-4, seed 0; the same 5000 training / 1000 validation
-points) with the real trainer (`stablenet.training.train`), one method after the other on one
+points) with the real trainer (`stablenet.app.training.train`), one method after the other on one
 thread, until the validation accuracy first reaches the target or the training wall time
 (metrics' `wall_time_s`: epochs and validation, not the checkpoint writes) passes the cap.  The
 stop is a hook on the trainer's per-epoch checkpoint, so nothing but the stop is changed.
@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 import stablenet
-from stablenet import training
-from stablenet.config import load_config
+from stablenet.app import training
+from stablenet.app.config import load_config
 
 from _machine import cpu_model
 

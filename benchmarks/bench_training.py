@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 import stablenet
-from stablenet.config import load_config
-from stablenet.training import train
+from stablenet.app.config import load_config
+from stablenet.app.training import train
 
 from _machine import cpu_model
 

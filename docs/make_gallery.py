@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from stablenet._io import atomic_write_bytes
-from stablenet.experiments import EXPERIMENTS
+from stablenet.app.io import atomic_write_bytes
+from stablenet.app.experiments import EXPERIMENTS
 
 DOCS = Path(__file__).resolve().parent
 GALLERY = DOCS / "gallery"

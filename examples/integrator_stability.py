@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 import stablenet as sn
-from stablenet._io import save_figure
+from stablenet.app.io import save_figure
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--quick", action="store_true", help="fewer steps")

@@ -13,7 +13,7 @@ import torch
 
 import stablenet as sn
 from stablenet.data import load_dataset
-from stablenet.plots import plot_decision_regions
+from stablenet.app.plots import plot_decision_regions
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--quick", action="store_true", help="tiny data and few epochs")

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from stablenet import training
-from stablenet.checkpoint import load_checkpoint
-from stablenet.training import train
+from stablenet.app import training
+from stablenet.app.checkpoint import load_checkpoint
+from stablenet.app.training import train
 
 
 def without_times(metrics):

@@ -96,7 +96,7 @@ def small_raw(changes: dict | None = None, base: dict = SMALL, **training) -> di
 
 def small_config(changes: dict | None = None, base: dict = SMALL, **training):
     """small_raw(...) parsed into a Config."""
-    from stablenet.config import parse_config
+    from stablenet.app.config import parse_config
 
     return parse_config(small_raw(changes, base, **training))
 

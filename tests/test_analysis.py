@@ -138,8 +138,8 @@ def test_analysis_rejects_bad_input():
 
 
 def test_analyze_command(tmp_path):
-    from stablenet.config import parse_config
-    from stablenet.training import train
+    from stablenet.app.config import parse_config
+    from stablenet.app.training import train
 
     config = parse_config({
         "data": {"name": "ellipses", "options": {"n_train": 100, "n_val": 50, "n_test": 50}},
@@ -148,7 +148,7 @@ def test_analyze_command(tmp_path):
             {"dynamics": "hamiltonian", "width": 4, "width_z": 2, "T": 1.0, "steps": 4, "method": "verlet"}]},
         "training": {"epochs": 1, "threads": 1}})
     train(config, tmp_path / "run", progress=False)
-    proc = subprocess.run([sys.executable, "-m", "stablenet.cli", "analyze", str(tmp_path / "run")],
+    proc = subprocess.run([sys.executable, "-m", "stablenet.app.cli", "analyze", str(tmp_path / "run")],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "run" / "analysis" / "stability.json").read_text())
@@ -159,7 +159,7 @@ def test_analyze_command(tmp_path):
     for name in report["figures"]:
         assert_png(tmp_path / "run" / "analysis" / name)
     for bad in [tmp_path / "missing", tmp_path]:
-        proc = subprocess.run([sys.executable, "-m", "stablenet.cli", "analyze", str(bad)],
+        proc = subprocess.run([sys.executable, "-m", "stablenet.app.cli", "analyze", str(bad)],
                               capture_output=True, text=True)
         assert proc.returncode == 2, proc.stderr
         assert_cli_error(proc.stderr)

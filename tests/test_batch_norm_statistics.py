@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from stablenet.checkpoint import CheckpointError, load_batch_norm_statistics, save_batch_norm_statistics, save_weights
+from stablenet.app.checkpoint import CheckpointError, load_batch_norm_statistics, save_batch_norm_statistics, save_weights
 from stablenet.conv_models import build_conv_net
 
 SPEC = {"in_channels": 2, "n_classes": 3, "widths": [3, 5], "dynamics": "conv_parabolic", "method": "rk4",

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from stablenet import cli
-from stablenet.cli import main
-from stablenet.experiments import EXPERIMENTS
+from stablenet.app import cli
+from stablenet.app.cli import main
+from stablenet.app.experiments import EXPERIMENTS
 
 from helpers import assert_cli_error, assert_png
 
@@ -25,7 +25,7 @@ def test_phase_plane_experiment_writes_figures_and_supported_claims(tmp_path, ca
 
 
 def test_unknown_experiment_is_one_line_and_exit_2():
-    proc = subprocess.run([sys.executable, "-m", "stablenet.cli", "experiment", "nope"],
+    proc = subprocess.run([sys.executable, "-m", "stablenet.app.cli", "experiment", "nope"],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert assert_cli_error(proc.stderr) == ("stablenet: error: unknown experiment 'nope'; choose one of "
@@ -33,7 +33,7 @@ def test_unknown_experiment_is_one_line_and_exit_2():
 
 
 def test_verlet_longterm_quick(tmp_path):
-    from stablenet.experiments import verlet_longterm
+    from stablenet.app.experiments import verlet_longterm
 
     results = verlet_longterm.run(tmp_path, quick=True)
     assert list(results["networks"]) == ["20", "50", "100"]
@@ -53,7 +53,7 @@ def test_config_docs_lists_every_section_and_key(capsys):
     of every table, every data set."""
     from pydantic import BaseModel
 
-    from stablenet.config import Config
+    from stablenet.app.config import Config
     from stablenet.data import DATASETS
 
     assert main(["config-docs"]) == 0

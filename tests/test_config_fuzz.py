@@ -5,8 +5,8 @@ import copy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stablenet.config import ConfigError, apply_overrides, parse_config
-from stablenet.training import build_model
+from stablenet.app.config import ConfigError, apply_overrides, parse_config
+from stablenet.app.training import build_model
 
 BASE = {
     "seed": 0,

@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from stablenet.config import (MAX_COUNT, MAX_PIXELS, MAX_SEED, MAX_THREADS, MAX_WIDTH, ConfigError,
+from stablenet.app.config import (MAX_COUNT, MAX_PIXELS, MAX_SEED, MAX_THREADS, MAX_WIDTH, ConfigError,
                               config_differences, load_config, parse_config)
 
 DENSE = """\
@@ -339,7 +339,7 @@ def test_invalid_toml_names_the_file(tmp_path):
 def test_the_cli_prints_one_line_and_exits_2(tmp_path, content, overrides, expected):
     path = tmp_path / "c.toml"
     path.write_bytes(content)
-    proc = subprocess.run([sys.executable, "-m", "stablenet.cli", "train", str(path), *overrides,
+    proc = subprocess.run([sys.executable, "-m", "stablenet.app.cli", "train", str(path), *overrides,
                            "--out", str(tmp_path / "run")], capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()

@@ -8,11 +8,11 @@ import tomllib
 import pytest
 import torch
 
-from stablenet.cli import main
-from stablenet.config import ConfigError, parse_config
+from stablenet.app.cli import main
+from stablenet.app.config import ConfigError, parse_config
 from stablenet.conv_models import ImageClassifier
 from stablenet.dynamics.conv import ConvParabolic, frozen_batch_statistics
-from stablenet.training import load_run, train
+from stablenet.app.training import load_run, train
 
 from _resume import interrupted_run_resumes_exactly, without_times
 from helpers import assert_cli_error, assert_png, raises_one_line

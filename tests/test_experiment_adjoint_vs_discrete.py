@@ -5,7 +5,7 @@ import json
 import numpy as np
 import torch
 
-from stablenet.experiments import adjoint_vs_discrete
+from stablenet.app.experiments import adjoint_vs_discrete
 
 from helpers import assert_png
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from stablenet import integrate
-from stablenet.experiments import antisymmetric_euler as ae
+from stablenet.app.experiments import antisymmetric_euler as ae
 
 from helpers import assert_png, numpy_step
 

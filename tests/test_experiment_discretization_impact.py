@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from stablenet.experiments import discretization_impact
+from stablenet.app.experiments import discretization_impact
 
 from helpers import assert_png
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from stablenet.experiments import eigenvalues
-from stablenet.training import load_run
+from stablenet.app.experiments import eigenvalues
+from stablenet.app.training import load_run
 
 from helpers import assert_png, run_on_other_threads
 

@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from stablenet.experiments import loss_landscape
+from stablenet.app.experiments import loss_landscape
 
 from helpers import assert_png
 

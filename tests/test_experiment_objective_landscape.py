@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from stablenet.experiments import objective_landscape as ol
+from stablenet.app.experiments import objective_landscape as ol
 
 from helpers import assert_png
 

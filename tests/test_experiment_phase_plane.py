@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from stablenet.experiments import phase_plane as pp
+from stablenet.app.experiments import phase_plane as pp
 
 H, N = 0.1, 21
 EULER_GROWTH = (1 + H**2) ** (N / 2)     # |1 + ih|^N = 1.110131: forward Euler on a rotation, linear regime

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import torch
 
-from stablenet.experiments import rk4_vs_euler
+from stablenet.app.experiments import rk4_vs_euler
 
 from helpers import assert_png, numpy_step
 

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from stablenet.experiments import state_layers
+from stablenet.app.experiments import state_layers
 
 from helpers import assert_png
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import stablenet as sn
-from stablenet.config import ConfigError, parse_config
+from stablenet.app.config import ConfigError, parse_config
 from stablenet.gradients import make_gradient_mode
-from stablenet.training import train
+from stablenet.app.training import train
 
 from helpers import REMOVE, convergence_order, gradient_probe, loglog_slope, raises_one_line, rel_error, small_raw
 

@@ -8,13 +8,13 @@ import math
 import pytest
 import torch
 
-from stablenet import training
-from stablenet.checkpoint import load_checkpoint, load_weights, weights_metadata
-from stablenet.cli import main
-from stablenet.config import ConfigError, parse_config
+from stablenet.app import training
+from stablenet.app.checkpoint import load_checkpoint, load_weights, weights_metadata
+from stablenet.app.cli import main
+from stablenet.app.config import ConfigError, parse_config
 from stablenet.data import load_dataset
 from stablenet.models import softmax_cross_entropy
-from stablenet.training import build_model, evaluate, load_run, refine, train
+from stablenet.app.training import build_model, evaluate, load_run, refine, train
 
 from _resume import interrupted_run_resumes_exactly
 from helpers import assert_cli_error, assert_png, raises_one_line

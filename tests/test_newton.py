@@ -12,7 +12,7 @@ from torch.func import functional_call
 import stablenet as sn
 from stablenet.optim import (BlockCoordinateDescent, GaussNewtonCG, NewtonCG, VarPro, conjugate_gradient,
                              network_parameters)
-from stablenet.training import smoothness
+from stablenet.app.training import smoothness
 
 D = torch.float64
 

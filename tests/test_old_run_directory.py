@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from stablenet import rundir
-from stablenet.checkpoint import load_checkpoint
-from stablenet.cli import main
+from stablenet.app import rundir
+from stablenet.app.checkpoint import load_checkpoint
+from stablenet.app.cli import main
 
 DATA = Path(__file__).parent / "data"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from stablenet.config import ConfigError, parse_config
-from stablenet.training import TrainingError, train
-from stablenet.config import load_config
+from stablenet.app.config import ConfigError, parse_config
+from stablenet.app.training import TrainingError, train
+from stablenet.app.config import load_config
 
 from _resume import interrupted_run_resumes_exactly
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from stablenet import rundir
-from stablenet.checkpoint import load_checkpoint, save_checkpoint
-from stablenet.cli import main
-from stablenet.rundir import RunDirectoryError
-from stablenet.training import TrainingError, train
+from stablenet.app import rundir
+from stablenet.app.checkpoint import load_checkpoint, save_checkpoint
+from stablenet.app.cli import main
+from stablenet.app.rundir import RunDirectoryError
+from stablenet.app.training import TrainingError, train
 
 from helpers import small_config, small_raw
 
@@ -60,7 +60,7 @@ def foreign_folder(path: Path) -> Path:
 
 
 def cli(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stablenet.cli", *map(str, args)], cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "stablenet.app.cli", *map(str, args)], cwd=cwd, capture_output=True,
                           text=True, env={**os.environ, **(env or {})})
 
 
@@ -153,7 +153,7 @@ def test_a_refused_new_run_leaves_no_folder_behind(tmp_path, config_file):
 
 
 # -- 2. one writer ---------------------------------------------------------------------------------------
-LOCK_AND_WAIT = ("import sys, time; from stablenet.rundir import lock\n"
+LOCK_AND_WAIT = ("import sys, time; from stablenet.app.rundir import lock\n"
                  "with lock(sys.argv[1], create=True):\n"
                  "    print('locked', flush=True); time.sleep(float(sys.argv[2]))\n")
 
@@ -179,7 +179,7 @@ def test_two_trainings_on_one_folder_exactly_one_writes(tmp_path, config_file):
     run = tmp_path / "run"
     other = tmp_path / "other.toml"
     other.write_text(CONFIG.replace("epochs = 2", "epochs = 400").replace("seed = 3", "seed = 5"))
-    slow = subprocess.Popen([sys.executable, "-m", "stablenet.cli", "train", str(other), "--out", str(run),
+    slow = subprocess.Popen([sys.executable, "-m", "stablenet.app.cli", "train", str(other), "--out", str(run),
                              "--overwrite", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -205,7 +205,7 @@ def test_two_trainings_on_one_folder_exactly_one_writes(tmp_path, config_file):
 # -- 4. resume checks everything first ------------------------------------------------------------------
 def _interrupted(tmp_path, monkeypatch, epochs_done=2, total=4):
     """A run of ``total`` epochs stopped after ``epochs_done`` (a crash right after the checkpoint)."""
-    from stablenet import training
+    from stablenet.app import training
 
     run = tmp_path / "run"
     save = training.save_checkpoint
@@ -243,7 +243,7 @@ def test_resume_rebuilds_damaged_best_weights_from_the_checkpoint(tmp_path, monk
 
 
 def test_resume_refuses_at_once_when_best_weights_cannot_be_rebuilt(tmp_path, monkeypatch):
-    from stablenet import training
+    from stablenet.app import training
 
     run = _interrupted(tmp_path, monkeypatch)
     saved = load_checkpoint(run)
@@ -269,7 +269,7 @@ def test_resume_names_every_differing_key(tmp_path, monkeypatch):
 
 # -- 5. paths ----------------------------------------------------------------------------------------------
 def test_relative_data_dir_is_stored_absolute_and_ignored_by_the_resume_check(tmp_path, monkeypatch):
-    from stablenet.config import parse_config
+    from stablenet.app.config import parse_config
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()

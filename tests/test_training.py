@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from stablenet.checkpoint import CheckpointError, load_checkpoint
-from stablenet.cli import main
-from stablenet.config import ConfigError, parse_config
-from stablenet.training import TrainingError, train
+from stablenet.app.checkpoint import CheckpointError, load_checkpoint
+from stablenet.app.cli import main
+from stablenet.app.config import ConfigError, parse_config
+from stablenet.app.training import TrainingError, train
 
 from helpers import SMALL, assert_cli_error, assert_png, raises_one_line, small_config, small_raw
 
@@ -67,7 +67,7 @@ def test_label_smoothing_changes_the_training_loss_only(tmp_path):
     """With a negligible step the network stays at its initial weights: the training loss must be
     the label-smoothed cross-entropy of those weights on the training set, the validation loss
     the plain one (equal for both runs)."""
-    from stablenet.training import load_run
+    from stablenet.app.training import load_run
 
     runs = {}
     for eps in (0.0, 0.2):
@@ -132,10 +132,10 @@ def test_sigkill_then_resume_gives_the_uninterrupted_metrics(tmp_path):
         'lr = 0.02\nthreads = 1\n')
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     reference = tmp_path / "reference"
-    subprocess.run([sys.executable, "-m", "stablenet.cli", "train", str(cfg_path), "--out", str(reference),
+    subprocess.run([sys.executable, "-m", "stablenet.app.cli", "train", str(cfg_path), "--out", str(reference),
                     "--quiet"], check=True, env=env, capture_output=True)
     run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "stablenet.cli", "train", str(cfg_path), "--out", str(run),
+    proc = subprocess.Popen([sys.executable, "-m", "stablenet.app.cli", "train", str(cfg_path), "--out", str(run),
                              "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for_epoch(run, 3, proc)
@@ -144,7 +144,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_metrics(tmp_path):
         proc.wait()
     assert not (run / "metrics.json").exists()
     load_checkpoint(run)  # the checkpoint left behind by the killed process is intact
-    done = subprocess.run([sys.executable, "-m", "stablenet.cli", "train", str(cfg_path), "--out", str(run),
+    done = subprocess.run([sys.executable, "-m", "stablenet.app.cli", "train", str(cfg_path), "--out", str(run),
                            "--resume", "--quiet"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     a = json.loads((reference / "metrics.json").read_text())
@@ -196,8 +196,8 @@ def test_truncated_or_foreign_checkpoint_gives_a_clear_error(tmp_path):
 def test_weights_of_another_network_give_a_clear_error(tmp_path):
     """best.safetensors loaded into a model of another width: a CheckpointError naming the file,
     the tensor and both shapes, and the model keeps its weights."""
-    from stablenet.checkpoint import load_weights
-    from stablenet.training import build_model
+    from stablenet.app.checkpoint import load_weights
+    from stablenet.app.training import build_model
 
     run = tmp_path / "run"
     train(small_config(epochs=1), run, progress=False)
@@ -252,7 +252,7 @@ def test_cli_train_evaluate_plot(tmp_path, capsys):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "stablenet.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "stablenet.app.cli", *args], capture_output=True, text=True)
 
 
 def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
@@ -277,13 +277,13 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
 
 def test_train_help_lists_every_config_key():
     proc = run_cli("train", "--help")
-    from stablenet.config import BlockConfig, TrainingConfig
+    from stablenet.app.config import BlockConfig, TrainingConfig
     for key in list(BlockConfig.model_fields) + list(TrainingConfig.model_fields):
         assert f"`{key}`" in proc.stdout, key
 
 
 def test_configuration_docs_are_generated_from_the_schema():
-    from stablenet.config import config_reference
+    from stablenet.app.config import config_reference
 
     docs = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
     assert docs.rstrip().endswith(config_reference().rstrip())
@@ -292,7 +292,7 @@ def test_configuration_docs_are_generated_from_the_schema():
 @pytest.mark.parametrize("config", sorted((Path(__file__).parent.parent / "configs").glob("*.toml")),
                          ids=lambda p: p.stem)
 def test_shipped_configs_are_valid(config):
-    from stablenet.config import load_config
+    from stablenet.app.config import load_config
 
     cfg, _ = load_config(config)
     assert cfg.model.blocks or cfg.model.kind == "conv"

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from stablenet.checkpoint import load_checkpoint
-from stablenet.config import ConfigError, parse_config
-from stablenet.training import train
+from stablenet.app.checkpoint import load_checkpoint
+from stablenet.app.config import ConfigError, parse_config
+from stablenet.app.training import train
 
 from _resume import interrupted_run_resumes_exactly
 from helpers import raises_one_line

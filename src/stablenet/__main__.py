@@ -1,5 +1,5 @@
 """``python -m stablenet …`` is the ``stablenet`` command (``torchrun … -m stablenet train CONFIG``)."""
 
-from .cli import main
+from .app.cli import main
 
 raise SystemExit(main())

@@ -58,7 +58,7 @@ class ParallelContext:
 
     @classmethod
     def from_config(cls, parallel) -> "ParallelContext":
-        """From a :class:`~stablenet.config.ParallelConfig` (``None``: one process, no MGRIT)."""
+        """From a :class:`~stablenet.app.config.ParallelConfig` (``None``: one process, no MGRIT)."""
         if parallel is not None:
             return cls(parallel.layer_ranks, parallel.mgrit_options())
         world = os.environ.get("WORLD_SIZE", "1")

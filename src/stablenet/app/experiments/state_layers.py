@@ -32,9 +32,9 @@ from pathlib import Path
 
 import torch
 
-from .. import ODEBlock, ODEClassifier, SingleLayer
-from .._io import pyplot, save_figure, write_json
-from ..data import load_dataset
+from ... import ODEBlock, ODEClassifier, SingleLayer
+from ..io import pyplot, save_figure, write_json
+from ...data import load_dataset
 from ..plots import CLASS_COLORS, plot_decision_regions
 from ._train import accuracy, train_model
 

@@ -49,10 +49,10 @@ from typing import Any, Literal, Optional
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer,
                       model_validator)
 
-from .dynamics import ACTIVATIONS, DYNAMICS
-from .gradients import make_gradient_mode
-from .integrators import available as available_methods
-from .integrators import get_integrator
+from ..dynamics import ACTIVATIONS, DYNAMICS
+from ..gradients import make_gradient_mode
+from ..integrators import available as available_methods
+from ..integrators import get_integrator
 
 
 class ConfigError(ValueError):
@@ -334,7 +334,7 @@ class ModelConfig(_Strict):
 
     def conv_spec(self, in_channels: int, n_classes: int, *, steps: int | None = None, nt: int | None = None):
         """The :class:`~stablenet.conv_models.ConvNetSpec` of a conv model (``steps``/``nt``: another grid)."""
-        from .conv_models import ConvNetSpec
+        from ..conv_models import ConvNetSpec
 
         keys = {k: getattr(self, k) for k in CONV_MODEL_KEYS}
         keys.update(normalization=None if self.normalization == "none" else self.normalization,
@@ -906,7 +906,7 @@ def config_reference() -> str:
                 default = f"`{field.default!r}`".replace("'", '"')
             out.append(f"| `{name}` | {_type_name(field.annotation)} | {default} | {field.description or ''} |")
         out.append("")
-    from .data import DATASETS
+    from ..data import DATASETS
 
     out.append("### data options (`[data] options = { … }`)\n\n| data set | options and defaults | what it is |\n|---|---|---|")
     for name, spec in DATASETS.items():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ._io import pyplot, save_figure
+from .io import pyplot, save_figure
 from .rundir import lock
 
 CLASS_COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
@@ -110,7 +110,7 @@ def plot_feature_paths(model, dataset, path: str | Path, per_class: int = 30) ->
 
 def make_plots(run_dir: str | Path, model=None, dataset=None, *, data_dir: str | Path | None = None) -> list[Path]:
     """All figures of a run directory (curves; regions and paths for 2-D data), written under the
-    run directory's lock.  ``data_dir``: see :func:`stablenet.training.load_run`."""
+    run directory's lock.  ``data_dir``: see :func:`stablenet.app.training.load_run`."""
     from .training import load_run
 
     run_dir = Path(run_dir)

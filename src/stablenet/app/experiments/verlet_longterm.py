@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from .. import Hamiltonian, ODEBlock
-from .._io import pyplot, save_figure, write_json
+from ... import Hamiltonian, ODEBlock
+from ..io import pyplot, save_figure, write_json
 from .phase_plane import FEATURES, H, plot_paths
 
 SUMMARY = "seed 003 Fig 3: Hamiltonian network with K_v under Verlet for N = 20 ... 1000 layers"

@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import ODEBlock, ODEClassifier, SingleLayer, softmax_cross_entropy
-from .._io import pyplot, save_figure, write_json
-from ..analysis.landscape import loss_slice_1d, loss_surface_2d, parameters_of, surface_curvature
-from ..data import load_dataset
+from ... import ODEBlock, ODEClassifier, SingleLayer, softmax_cross_entropy
+from ..io import pyplot, save_figure, write_json
+from ...analysis.landscape import loss_slice_1d, loss_surface_2d, parameters_of, surface_curvature
+from ...data import load_dataset
 from ._train import accuracy, train_model
 
 SUMMARY = "seed 004 Figs 3.7-3.8: filter-normalized 2-D loss surfaces of 8- vs 20-layer ResNets (T = 5)"

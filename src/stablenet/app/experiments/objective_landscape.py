@@ -45,8 +45,8 @@ from pathlib import Path
 
 import torch
 
-from .. import integrate
-from .._io import pyplot, save_figure, write_json
+from ... import integrate
+from ..io import pyplot, save_figure, write_json
 
 SUMMARY = "seeds 000/001: objective over (theta1, theta2), N = 5 vs N = 100 layers, train vs test inputs"
 

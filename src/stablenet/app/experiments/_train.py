@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from ..models import softmax_cross_entropy
+from ...models import softmax_cross_entropy
 from ..training import evaluate
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from .. import Antisymmetric, Hamiltonian, ODEBlock, SingleLayer
-from .._io import pyplot, save_figure, write_json
+from ... import Antisymmetric, Hamiltonian, ODEBlock, SingleLayer
+from ..io import pyplot, save_figure, write_json
 
 SUMMARY = "seed 002: discretize-then-differentiate vs continuous adjoint gradients against h; reversible drift"
 

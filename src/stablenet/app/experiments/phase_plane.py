@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from .. import Antisymmetric, ODEBlock, SingleLayer
-from .._io import pyplot, save_figure, write_json
+from ... import Antisymmetric, ODEBlock, SingleLayer
+from ..io import pyplot, save_figure, write_json
 
 SUMMARY = "seed 003 Fig 2: forward Euler with K+, K-, K0 and antisymmetric versions (phase planes)"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from .._io import pyplot, save_figure
-from .jacobian import LayerJacobians
-from .stability import draw_region
+from .io import pyplot, save_figure
+from ..analysis.jacobian import LayerJacobians
+from ..analysis.stability import draw_region
 
 
 def plot_eigenvalues(lj: LayerJacobians, path: str | Path, *, max_panels: int = 16, title: str = "") -> Path:

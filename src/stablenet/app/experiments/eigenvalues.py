@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from .._io import write_json
-from ..analysis import layer_jacobians
-from ..analysis.jacobian import summarize
-from ..analysis.figures import as_float64, plot_eigenvalues
+from ..io import write_json
+from ...analysis import layer_jacobians
+from ...analysis.jacobian import summarize
+from ..figures import as_float64, plot_eigenvalues
 from ..config import parse_config
 from ..training import load_run, train
 

@@ -39,12 +39,12 @@ from pathlib import Path
 
 import torch
 
-from .. import Hamiltonian, ODEBlock, ODEClassifier, SingleLayer
-from .._io import pyplot, save_figure, write_json
-from ..data import load_dataset
+from ... import Hamiltonian, ODEBlock, ODEClassifier, SingleLayer
+from ..io import pyplot, save_figure, write_json
+from ...data import load_dataset
 from ..plots import CLASS_COLORS, plot_decision_regions
 from ..training import evaluate
-from ..models import softmax_cross_entropy
+from ...models import softmax_cross_entropy
 from ._train import accuracy, train_model
 
 SUMMARY = "seed 002: peaks, 'unstable' T=10 AB3 / 'medium' T=5 Verlet / 'stable' T=0.2 AB3, multilevel 32 -> 64 layers"

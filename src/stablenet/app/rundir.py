@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from . import __version__
-from ._io import write_json
+from .. import __version__
+from .io import write_json
 
 #: the marker stablenet writes first into every run directory it creates
 MARKER = ".stablenet-run.json"

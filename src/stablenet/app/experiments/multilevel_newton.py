@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from .._io import write_json
+from ..io import write_json
 from ..checkpoint import load_weights
 from ..config import parse_config
 from ..training import build_model, train
@@ -77,7 +77,7 @@ def config(problem: str, epochs_per_level: list[int]) -> dict:
 
 
 def _figure(runs: dict, out_dir: Path) -> str:
-    from ..data import load_dataset
+    from ...data import load_dataset
     from ..plots import CLASS_COLORS, plot_decision_regions, pyplot, save_figure
 
     plt = pyplot()

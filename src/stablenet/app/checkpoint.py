@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from ._io import atomic_write_bytes, write_json
+from .io import atomic_write_bytes, write_json
 
 FORMAT = "stablenet-checkpoint/1"
 INDEX = "checkpoint.json"

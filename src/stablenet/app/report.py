@@ -7,11 +7,11 @@ from pathlib import Path
 import torch
 
 from .. import _checks
-from .._io import write_json
-from ..rundir import lock
+from .io import write_json
+from .rundir import lock
 from .figures import as_float64, plot_eigenvalues, plot_sensitivity
-from .jacobian import layer_jacobians, summarize
-from .sensitivity import forward_sensitivity
+from ..analysis.jacobian import layer_jacobians, summarize
+from ..analysis.sensitivity import forward_sensitivity
 
 
 def analyze_run(run_dir: str | Path, out_dir: str | Path | None = None, *, samples: int | None = None,
@@ -27,8 +27,8 @@ def analyze_run(run_dir: str | Path, out_dir: str | Path | None = None, *, sampl
     centre ``crop`` × ``crop`` window of each block's states, with the batch statistics held fixed
     (:func:`stablenet.analysis.jacobian.conv_layer_jacobians`); no sensitivity curves.
 
-    ``data_dir`` reads the run's data from another folder (:func:`stablenet.training.load_run`).
-    The run directory is locked while the report is written (:func:`stablenet.rundir.lock`).
+    ``data_dir`` reads the run's data from another folder (:func:`stablenet.app.training.load_run`).
+    The run directory is locked while the report is written (:func:`stablenet.app.rundir.lock`).
     """
     run_dir = Path(run_dir)
     if samples is not None:
@@ -41,7 +41,7 @@ def analyze_run(run_dir: str | Path, out_dir: str | Path | None = None, *, sampl
 
 def _analyze(run_dir: Path, out_dir, *, samples: int | None, crop: int, batch: int, data_dir) -> dict:
     from ..conv_models import ImageClassifier
-    from ..training import load_run
+    from .training import load_run
 
     config, model, data = load_run(run_dir, data_dir=data_dir)
     out = Path(out_dir) if out_dir is not None else run_dir / "analysis"

@@ -41,9 +41,9 @@ from pathlib import Path
 
 import torch
 
-from .. import ODEBlock, ODEClassifier, SingleLayer, integrate
-from .._io import pyplot, save_figure, write_json
-from ..data import load_dataset
+from ... import ODEBlock, ODEClassifier, SingleLayer, integrate
+from ..io import pyplot, save_figure, write_json
+from ...data import load_dataset
 from ..plots import CLASS_COLORS, plot_decision_regions
 from ._train import accuracy, train_model
 

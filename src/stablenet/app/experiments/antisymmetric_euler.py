@@ -38,8 +38,8 @@ from pathlib import Path
 
 import torch
 
-from .. import integrate
-from .._io import pyplot, save_figure, write_json
+from ... import integrate
+from ..io import pyplot, save_figure, write_json
 
 SUMMARY = "seeds 000/001: forward Euler on K - K^T grows for every h; RK4 and leapfrog not for small h"
 

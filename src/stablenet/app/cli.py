@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 
 
 def _experiment(args) -> int:
@@ -64,8 +64,8 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from .conv_models import ConvODENet
-    from .models import get_loss
+    from ..conv_models import ConvODENet
+    from ..models import get_loss
     from .training import evaluate, evaluation_batch_size, load_run
 
     config, model, data = load_run(args.run_dir, data_dir=args.data_dir)
@@ -99,7 +99,7 @@ def _plot(args) -> int:
 
 
 def _analyze(args) -> int:
-    from .analysis.report import analyze_run
+    from .report import analyze_run
 
     report = analyze_run(args.run_dir, args.out, samples=args.samples, crop=args.crop, data_dir=args.data_dir)
     out = Path(args.out) if args.out else Path(args.run_dir) / "analysis"

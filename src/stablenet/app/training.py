@@ -55,18 +55,19 @@ from typing import Any, Callable
 
 import torch
 
-from . import __version__, _checks, rundir
-from ._io import atomic_write_bytes, write_json
-from .block import ODEBlock
+from .. import __version__, _checks
+from . import rundir
+from .io import atomic_write_bytes, write_json
+from ..block import ODEBlock
 from .checkpoint import (CheckpointError, load_batch_norm_statistics, load_checkpoint, load_weights,
                          save_batch_norm_statistics, save_checkpoint, save_state_dict, state_dict_copy,
                          weights_metadata)
 from .config import NEWTON_OPTIMIZERS, BlockConfig, Config, ConfigError, config_differences, parse_saved_config
-from .conv_models import ConvODENet
-from .dynamics import DYNAMICS
-from .gradients import make_gradient_mode
-from .models import ODEClassifier, get_loss
-from .parallel.context import ParallelContext
+from ..conv_models import ConvODENet
+from ..dynamics import DYNAMICS
+from ..gradients import make_gradient_mode
+from ..models import ODEClassifier, get_loss
+from ..parallel.context import ParallelContext
 
 #: the population batch-norm statistics of a convolutional run (see the module docstring)
 BATCH_NORM_FILE = "batch_norm_statistics.safetensors"
@@ -126,7 +127,7 @@ def _check_device(name: str) -> None:
 
 
 def _build_conv_model(config: Config, in_features: int, n_classes: int, level: int | None, image_shape):
-    from .conv_models import build_image_classifier
+    from ..conv_models import build_image_classifier
 
     if image_shape is None:
         raise ValueError("model.kind 'conv' needs image data: the data set has no image_shape")
@@ -148,7 +149,7 @@ def _image_statistics(config: Config, model, x_train: torch.Tensor) -> None:
     aug = config.data.augment
     if aug is None or not (aug.normalize or aug.mean is not None):
         return
-    from .data.augment import channel_stats
+    from ..data.augment import channel_stats
 
     if aug.mean is not None:
         mean, std = torch.tensor(aug.mean, dtype=torch.float64), torch.tensor(aug.std, dtype=torch.float64)
@@ -167,7 +168,7 @@ def _batch_augmentation(config: Config, model):
     aug = config.data.augment
     if aug is None or not (aug.padding or aug.flip or aug.erase):
         return None
-    from .data.augment import Augmentation
+    from ..data.augment import Augmentation
 
     transform = Augmentation(padding=aug.padding, flip=aug.flip, erase=aug.erase)
 
@@ -242,7 +243,7 @@ def _optimizer(config: Config, model: ODEClassifier):
 
 
 def _newton_optimizer(config: Config, model: ODEClassifier):
-    from .optim import BlockCoordinateDescent, GaussNewtonCG, NewtonCG, VarPro, network_parameters
+    from ..optim import BlockCoordinateDescent, GaussNewtonCG, NewtonCG, VarPro, network_parameters
 
     t = config.training
     cls = GaussNewtonCG if t.optimizer == "gauss_newton" else NewtonCG
@@ -307,7 +308,7 @@ def evaluate(model: ODEClassifier, x: torch.Tensor, y: torch.Tensor, loss_fn: Ca
 
 # -- run directory ----------------------------------------------------------------------------------
 def check_run_dir(out_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse a run directory that cannot be used as asked (touches nothing; :mod:`stablenet.rundir`).
+    """Refuse a run directory that cannot be used as asked (touches nothing; :mod:`stablenet.app.rundir`).
 
     A new run needs a missing or empty folder; ``overwrite`` a stablenet run directory that is
     not protected (the current folder, its parents, home); ``resume`` one holding a checkpoint.
@@ -364,13 +365,13 @@ def train(config: Config, out_dir: str | Path, *, config_text: str | None = None
     module docstring: per-level records, best weights of the finest level, resume at a level).
 
     The run directory is checked before anything is written (:func:`check_run_dir`), then held
-    under its exclusive lock (:func:`stablenet.rundir.lock`) for the whole run; ``--overwrite``
+    under its exclusive lock (:func:`stablenet.app.rundir.lock`) for the whole run; ``--overwrite``
     removes only stablenet's files from it.  ``--resume`` checks the checkpoint, the configuration
     and the best weights before the first epoch.  ``announce(line)`` is called once the run has
     started (the CLI prints it).  ``training.threads`` sets torch's thread count for the run; the
     caller's count is restored on the way out.
     """
-    from .data import load_dataset
+    from ..data import load_dataset
 
     out_dir = Path(out_dir)
     config = _with_absolute_paths(config)
@@ -734,7 +735,7 @@ def load_run(run_dir: str | Path, *, data_dir: str | Path | None = None):
     ``data_dir`` reads the data from another folder than the run's ``data.data_dir`` (data moved,
     or a run from another machine).
     """
-    from .data import load_dataset
+    from ..data import load_dataset
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
