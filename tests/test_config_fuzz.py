@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stablenet.app.config import ConfigError, apply_overrides, parse_config
-from stablenet.app.training import build_model
+from stablenet.app.networks import build_model
 
 BASE = {
     "seed": 0,

@@ -10,7 +10,7 @@ from stablenet.app.checkpoint import load_weights
 from stablenet.app.config import parse_config
 from stablenet.data import load_dataset
 from stablenet.app.experiments import EXPERIMENTS, multilevel_newton
-from stablenet.app.training import build_model
+from stablenet.app.networks import build_model
 
 from helpers import assert_png, run_on_other_threads
 

@@ -14,7 +14,8 @@ from stablenet.app.cli import main
 from stablenet.app.config import ConfigError, parse_config
 from stablenet.data import load_dataset
 from stablenet.models import softmax_cross_entropy
-from stablenet.app.training import build_model, evaluate, load_run, refine, train
+from stablenet.app.networks import build_model
+from stablenet.app.training import evaluate, load_run, refine, train
 
 from _resume import interrupted_run_resumes_exactly
 from helpers import assert_cli_error, assert_png, raises_one_line

@@ -197,7 +197,7 @@ def test_weights_of_another_network_give_a_clear_error(tmp_path):
     """best.safetensors loaded into a model of another width: a CheckpointError naming the file,
     the tensor and both shapes, and the model keeps its weights."""
     from stablenet.app.checkpoint import load_weights
-    from stablenet.app.training import build_model
+    from stablenet.app.networks import build_model
 
     run = tmp_path / "run"
     train(small_config(epochs=1), run, progress=False)

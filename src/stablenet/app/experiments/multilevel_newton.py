@@ -41,7 +41,8 @@ import torch
 from ..io import write_json
 from ..checkpoint import load_weights
 from ..config import parse_config
-from ..training import build_model, train
+from ..networks import build_model
+from ..training import train
 
 SUMMARY = ("seed 002: Hamiltonian/Verlet nets (width 2, 4) on ellipses and swiss roll, multilevel 2 → 1024 "
            "layers, VarPro + Gauss-Newton")
