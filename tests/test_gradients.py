@@ -11,6 +11,7 @@ import torch
 from torch.func import functional_call
 
 import stablenet as sn
+from stablenet import gradients
 
 from helpers import loglog_slope
 
@@ -28,15 +29,33 @@ TWO_STREAM = {
     "hamiltonian": lambda: sn.Hamiltonian(WIDTH, WIDTH_Z, nt=NT),
     "hamiltonian_layernorm": lambda: sn.Hamiltonian(WIDTH, WIDTH_Z, nt=NT, normalization="layer"),
 }
-ONE_STREAM_METHODS = ["euler", "midpoint", "rk3", "rk4", "ab3", "leapfrog"]
-TWO_STREAM_METHODS = ["euler", "midpoint", "rk3", "rk4", "ab3", "verlet"]
 
-CASES = [(d, m) for d in ONE_STREAM for m in ONE_STREAM_METHODS] + \
-        [(d, m) for d in TWO_STREAM for m in TWO_STREAM_METHODS]
-# The exact gradient modes (the adjoint's gradient is the continuous one: tests/test_gradient_modes.py).
-REVERSIBLE_METHODS = ("verlet", "leapfrog")
-MODE_CASES = [(d, m, g) for d, m in CASES for g in ("autograd", "checkpoint", "reversible")
-              if g != "reversible" or m in REVERSIBLE_METHODS]
+
+def allowed(dyn_name, method, gradient="autograd"):
+    """Whether the block refuses nothing of dynamics × integrator × gradient mode (the library's
+    own rules; the global random state is left as it was)."""
+    with torch.random.fork_rng():
+        try:
+            sn.ODEBlock({**ONE_STREAM, **TWO_STREAM}[dyn_name](), T=1.0, steps=STEPS, method=method,
+                        gradient=gradient)
+        except ValueError:
+            return False
+    return True
+
+
+# every registered integrator with every dynamics it accepts, and every registered gradient mode
+# that claims the exact discrete gradient (the adjoint's is the continuous one, MGRIT's exact to
+# its tolerance: tests/test_gradient_modes.py, tests/test_mgrit.py)
+CASES = [(d, m) for d in {**ONE_STREAM, **TWO_STREAM} for m in sn.available() if allowed(d, m)]
+EXACT_MODES = [g for g in gradients.available() if gradients.mode_class(g).exact]
+MODE_CASES = [(d, m, g) for d, m in CASES for g in EXACT_MODES if allowed(d, m, g)]
+
+
+def test_the_cases_come_from_the_registries():
+    assert {m for _, m in CASES} == set(sn.available())
+    assert {"autograd", "checkpoint", "reversible"} <= set(EXACT_MODES)
+    assert ("hamiltonian", "verlet", "reversible") in MODE_CASES
+    assert ("single", "leapfrog", "reversible") in MODE_CASES and ("single", "rk4", "reversible") not in MODE_CASES
 
 
 def make_block(dyn_name, method, gradient="autograd"):

@@ -6,7 +6,8 @@ A network is four separable choices: the dynamics f (:mod:`stablenet.dynamics`),
 (:mod:`stablenet.integrators`), the time grids (:mod:`stablenet.timegrid`) and the way gradients
 are computed (:mod:`stablenet.gradients`).  :class:`ODEBlock` composes them into a
 ``torch.nn.Module``;
-:func:`integrate` steps any right-hand side func(t, y).
+:func:`integrate` steps any right-hand side func(t, y).  Layer-parallel training
+(:mod:`stablenet.parallel`, ``gradient="mgrit"``) is imported when first used.
 """
 
 from .block import ODEBlock
@@ -17,7 +18,6 @@ from .gradients import Adjoint, Autograd, Checkpoint, GradientMode, Reversible
 from .integrators import Integrator, available, get_integrator
 from .models import DuplicateFeatures, ODEClassifier, get_loss, least_squares, softmax_cross_entropy
 from .timegrid import ControlGrid, StateGrid
-from . import parallel  # noqa: E402,F401  (registers gradient="mgrit")
 
 __version__ = "0.1.0"
 

@@ -12,6 +12,23 @@ from numbers import Integral, Real
 import torch
 
 
+class ArgumentError(ValueError):
+    """A ``ValueError`` that knows which argument it is about (``argument``: a parameter or spec
+    field name such as ``"method"``), so that a caller can report it under its own name for that
+    argument (the configuration file: ``model.blocks.0.method``).  The message is the usual one
+    line that names the argument, the value and what was expected."""
+
+    def __init__(self, argument: str, message: str):
+        super().__init__(message)
+        self.argument = argument
+
+
+def listing(values, conjunction: str = "or") -> str:
+    """``'a', 'b' or 'c'``: the values' reprs for a message (``conjunction`` before the last)."""
+    names = [repr(v) for v in values]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {conjunction} {names[-1]}"
+
+
 def positive_int(name: str, value: object) -> int:
     """Return ``value`` as an int if it is an integer >= 1, else raise ``ValueError``/``TypeError``."""
     if isinstance(value, bool) or not isinstance(value, Integral):

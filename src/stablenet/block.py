@@ -9,21 +9,59 @@ from . import _checks
 from .dynamics import Dynamics
 from .gradients import GradientMode, get_gradient_mode
 from .integrators import Integrator, SeparableRHS, get_integrator, is_reversible, solve
+from .state import device_of
 from .timegrid import INTERPOLATIONS, ControlGrid, StateGrid
 
 
-def check_compatible(dynamics: Dynamics, integrator: Integrator) -> None:
-    """Refuse a dynamics/integrator pairing that would compute something other than asked."""
+def check_compatible(dynamics: Dynamics | type[Dynamics], integrator: Integrator) -> None:
+    """Refuse a dynamics/integrator pairing that would compute something other than asked.
+
+    The pairing rule of the package, in this one place (ODEBlock, :mod:`stablenet.specs` and so
+    the configuration file call it):
+
+    * a *separable* integrator (verlet) steps the two streams of a dynamics (y, z) in turn: it
+      needs a two-stream dynamics (``two_stream``);
+    * a *second-order* integrator (leapfrog) reads f as the acceleration of one state,
+      Y'' = f(Y): it needs a one-stream dynamics (any one-stream f defines such a system; with
+      the parabolic f = −Kᵀσ(KY + b) it is the hyperbolic network of Ruthotto & Haber 2020);
+    * a dynamics *defined* as an acceleration (``second_order``: conv_second_order) needs a
+      second-order integrator: a first-order one would integrate Y' = f, another network (the
+      parabolic one) under its name.
+
+    ``dynamics`` is a :class:`~stablenet.dynamics.Dynamics` instance or class.  Raises
+    :class:`~stablenet._checks.ArgumentError` for ``"method"`` (first two rules) or
+    ``"dynamics"`` (third), naming the registered methods that would do.
+    """
+    from .dynamics import DYNAMICS, dynamics_name
+    from .integrators import available
+
+    rule = _broken_rule(dynamics, integrator)
+    name, method = dynamics_name(dynamics), integrator.name
+    if rule in ("separable", "one-stream"):
+        fits = [n for n in available() if _broken_rule(dynamics, get_integrator(n)) is None]
+        use = f"; use {_checks.listing(fits)}" if fits else ""
+        if rule == "separable":
+            pairs = [n for n, c in DYNAMICS.items() if c.two_stream and c.feature_dim == dynamics.feature_dim]
+            such = f" such as {_checks.listing(pairs)}" if pairs else ""
+            raise _checks.ArgumentError("method", f"method={method!r} needs a two-stream dynamics (y, z){such}, "
+                                                  f"got one-stream {name}{use}")
+        raise _checks.ArgumentError("method", f"method={method!r} integrates one-stream second-order dynamics "
+                                              f"Y'' = f(Y), got two-stream {name}{use}")
+    if rule == "acceleration":
+        second = [n for n in available() if get_integrator(n).second_order]
+        raise _checks.ArgumentError("dynamics", f"dynamics={name} needs method {_checks.listing(second or ['?'])} "
+                                                f"(its f is the acceleration in Y'' = f(Y)), got method={method!r}")
+
+
+def _broken_rule(dynamics, integrator: Integrator) -> str | None:
+    """The first rule of :func:`check_compatible` the pairing breaks, or None."""
     if integrator.separable and not dynamics.two_stream:
-        raise ValueError(
-            f"method={integrator.name!r} needs a two-stream dynamics (y, z) such as Hamiltonian, "
-            f"got one-stream {dynamics.kind}; use euler, midpoint, rk4, ab3 or leapfrog"
-        )
+        return "separable"
     if integrator.second_order and dynamics.two_stream:
-        raise ValueError(
-            f"method={integrator.name!r} integrates one-stream second-order dynamics Y'' = f(Y), "
-            f"got two-stream {dynamics.kind}; use verlet or a Runge-Kutta method"
-        )
+        return "one-stream"
+    if dynamics.second_order and not integrator.second_order:
+        return "acceleration"
+    return None
 
 
 class ODEBlock(nn.Module):
@@ -74,7 +112,11 @@ class ODEBlock(nn.Module):
 
     @property
     def gradient(self) -> GradientMode:
-        """The gradient mode (settable by name or instance; checked against the integrator)."""
+        """The gradient mode (settable by name or instance; checked against the integrator).
+
+        The mode sees this block through :class:`stablenet.gradients.GradientBlock`: ``T``,
+        ``integrator``, ``dynamics``, ``control_grid``, ``stage_weights`` and ``rhs``.
+        """
         return self._gradient
 
     @gradient.setter
@@ -212,7 +254,7 @@ class ODEBlock(nn.Module):
             self._check_state(("y0", "z0"), x)
             state = x
 
-        device = state[0].device if dyn.two_stream else state.device
+        device = device_of(state)
         if return_states or not torch.is_grad_enabled():
             # all states are kept anyway (or nothing is differentiated): plain stepping
             out = solve(self.integrator, self.rhs(*self.stage_weights(N, device)), state,

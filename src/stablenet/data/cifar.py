@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .._checks import positive_int
-from . import Dataset, _check_seed, _make_split, _rngs
+from .base import Dataset, check_seed, make_split, spawn_rngs
 
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch.bin"
@@ -122,7 +122,7 @@ def cifar10(*, seed: int = 0, data_dir: str | os.PathLike | None = None, n_val: 
     float32 copies take 4 bytes per pixel (≈ 740 MB for all 60,000 images); for large runs keep
     :func:`read_cifar10`'s uint8 tensors and convert per batch with :func:`to_float`.
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     n_val = positive_int("n_val", n_val)
     if n_train is not None:
         n_train = positive_int("n_train", n_train)
@@ -134,7 +134,7 @@ def cifar10(*, seed: int = 0, data_dir: str | os.PathLike | None = None, n_val: 
         raise ValueError(f"n_val={n_val} leaves no training images (the training files hold {total})")
     if n_train is not None and n_train > total - n_val:
         raise ValueError(f"n_train={n_train} exceeds the {total - n_val} training images left after n_val={n_val}")
-    (perm_rng,) = _rngs(seed, 1)
+    (perm_rng,) = spawn_rngs(seed, 1)
     perm = perm_rng.permutation(total)
     val_idx = perm[total - n_val:]
     train_idx = perm[:total - n_val] if n_train is None else perm[:n_train]
@@ -142,7 +142,7 @@ def cifar10(*, seed: int = 0, data_dir: str | os.PathLike | None = None, n_val: 
     def split(x: torch.Tensor, y: torch.Tensor, idx):
         if idx is not None:
             x, y = x[torch.from_numpy(idx)], y[torch.from_numpy(idx)]
-        return _make_split(to_float(x).reshape(x.shape[0], -1).numpy(), y.numpy())
+        return make_split(to_float(x).reshape(x.shape[0], -1).numpy(), y.numpy())
 
     return Dataset(name="cifar10", n_classes=10, in_features=3 * 32 * 32,
                    train=split(x_train, y_train, train_idx), val=split(x_train, y_train, val_idx),

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .._checks import positive_int
-from . import Dataset, _check_seed, _make_split, _rngs
+from .base import Dataset, check_seed, make_split, spawn_rngs
 
 # ------------------------------------------------------------------------------------- IDX
 
@@ -114,7 +114,7 @@ def digits(*, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0
     round(test_fraction * n_c) test and round(val_fraction * n_c) validation images (at least
     one each), the rest train.  Rows of each split are shuffled.
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     val_fraction = _fraction("val_fraction", val_fraction)
     test_fraction = _fraction("test_fraction", test_fraction)
     if val_fraction + test_fraction >= 1.0:
@@ -123,7 +123,7 @@ def digits(*, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0
     x = data / 16.0
     y = target
 
-    perm_rng, train_rng, val_rng, test_rng = _rngs(seed, 4)
+    perm_rng, train_rng, val_rng, test_rng = spawn_rngs(seed, 4)
     parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
     for k in range(10):
         idx = perm_rng.permutation(np.flatnonzero(y == k))
@@ -138,7 +138,7 @@ def digits(*, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0
 
     def split(key, rng):
         idx = np.concatenate(parts[key])
-        return _make_split(x[idx], y[idx], rng)
+        return make_split(x[idx], y[idx], rng)
 
     return Dataset(name="digits", n_classes=10, in_features=64,
                    train=split("train", train_rng), val=split("val", val_rng),
@@ -206,7 +206,7 @@ def fashion_mnist(*, seed: int = 0, data_dir: str | os.PathLike | None = None, n
     a ``seed``-permuted official training set; train = the rest of that permutation, or its first
     ``n_train`` images if given (to subsample for speed).  Default sizes 55,000 / 5,000 / 10,000.
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     n_val = positive_int("n_val", n_val)
     if n_train is not None:
         n_train = positive_int("n_train", n_train)
@@ -220,7 +220,7 @@ def fashion_mnist(*, seed: int = 0, data_dir: str | os.PathLike | None = None, n
         raise ValueError(f"n_train={n_train} exceeds the {n_total - n_val} training images left after "
                          f"n_val={n_val}")
 
-    (perm_rng,) = _rngs(seed, 1)
+    (perm_rng,) = spawn_rngs(seed, 1)
     perm = perm_rng.permutation(n_total)
     val_idx = perm[n_total - n_val:]
     train_idx = perm[:n_total - n_val] if n_train is None else perm[:n_train]
@@ -230,7 +230,7 @@ def fashion_mnist(*, seed: int = 0, data_dir: str | os.PathLike | None = None, n
             x, y = x[idx], y[idx]
         xf = x.reshape(x.shape[0], -1).astype(np.float32)
         xf /= np.float32(255.0)      # exact: 0 -> 0.0, 255 -> 1.0
-        return _make_split(xf, y.astype(np.int64))
+        return make_split(xf, y.astype(np.int64))
 
     return Dataset(name="fashion_mnist", n_classes=10, in_features=784,
                    train=split(x_train, y_train, train_idx), val=split(x_train, y_train, val_idx),

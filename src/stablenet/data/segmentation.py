@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .._checks import positive_int
-from . import _check_seed, _rngs
+from .base import check_seed, spawn_rngs
 
 SHAPE_CLASSES = ("background", "ellipse", "rectangle", "triangle")
 
@@ -121,9 +121,9 @@ def shapes_segmentation(*, seed: int = 0, n_train: int = 512, n_val: int = 128, 
                         channels: int = 1) -> SegmentationDataset:
     """The synthetic shapes segmentation set, deterministic given ``seed`` (each split from its
     own stream, so changing one split's size leaves the others unchanged)."""
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     opts = dict(size=size, n_classes=n_classes, noise=noise, max_shapes=max_shapes, channels=channels)
-    train_rng, val_rng, test_rng = _rngs(seed, 3)
+    train_rng, val_rng, test_rng = spawn_rngs(seed, 3)
     splits = [SegmentationSplit(*make_shapes(positive_int(name, m), rng, **opts))
               for name, m, rng in (("n_train", n_train, train_rng), ("n_val", n_val, val_rng),
                                    ("n_test", n_test, test_rng))]

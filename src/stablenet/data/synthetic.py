@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from .._checks import nonnegative_float, positive_int
-from . import Dataset, Split, _check_seed, _make_split, _rngs
+from .base import Dataset, Split, check_seed, make_split, spawn_rngs
 
 PEAKS_GRID = 256          #: grid points per direction (Haber & Ruthotto 2017)
 PEAKS_CLASSES = 5         #: equal-width bands of the function value
@@ -66,7 +66,7 @@ def peaks(*, seed: int = 0, n_train_per_class: int = 1000, n_val_per_class: int 
     The smallest classes have 1798 (class 4) and 1829 (class 0) grid points; asking for more in
     total raises ``ValueError``.
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     n_train = positive_int("n_train_per_class", n_train_per_class)
     n_val = positive_int("n_val_per_class", n_val_per_class)
     n_test = 0 if n_test_per_class is None else positive_int("n_test_per_class", n_test_per_class)
@@ -81,7 +81,7 @@ def peaks(*, seed: int = 0, n_train_per_class: int = 1000, n_val_per_class: int 
             f"n_train_per_class + n_val_per_class + n_test_per_class = "
             f"{n_train} + {n_val} + {n_test} = {need}; reduce n_train_per_class")
 
-    perm_rng, train_rng, val_rng, test_rng = _rngs(seed, 4)
+    perm_rng, train_rng, val_rng, test_rng = spawn_rngs(seed, 4)
     parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
     for k in range(PEAKS_CLASSES):
         idx = perm_rng.permutation(np.flatnonzero(labels == k))
@@ -91,7 +91,7 @@ def peaks(*, seed: int = 0, n_train_per_class: int = 1000, n_val_per_class: int 
 
     def split(key: str, rng: np.random.Generator) -> Split:
         idx = np.concatenate(parts[key])
-        return _make_split(points[idx], labels[idx], rng)
+        return make_split(points[idx], labels[idx], rng)
 
     return Dataset(
         name="peaks", n_classes=PEAKS_CLASSES, in_features=2,
@@ -119,15 +119,15 @@ def _sizes(n_train, n_val, n_test, n_classes: int = 2) -> tuple[int, int, int | 
 def _point_set(name: str, sampler, seed, n_train, n_val, n_test, domain, n_classes: int = 2) -> Dataset:
     """Draw each split independently: ``sampler(rng, k, m)`` returns ``m`` points of class ``k``;
     class sizes differ by at most one (balanced), rows are shuffled."""
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     sizes = _sizes(n_train, n_val, n_test, n_classes)
-    rngs = _rngs(seed, 3)
+    rngs = spawn_rngs(seed, 3)
 
     def split(n: int, rng: np.random.Generator) -> Split:
         per_class = [n // n_classes + (k < n % n_classes) for k in range(n_classes)]
         x = np.concatenate([sampler(rng, k, m) for k, m in enumerate(per_class)])
         y = np.repeat(np.arange(n_classes), per_class)
-        return _make_split(x, y, rng)
+        return make_split(x, y, rng)
 
     train, val = split(sizes[0], rngs[0]), split(sizes[1], rngs[1])
     test = None if sizes[2] is None else split(sizes[2], rngs[2])

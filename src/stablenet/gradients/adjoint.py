@@ -7,7 +7,9 @@ import torch
 from .. import _checks
 from ..integrators import get_integrator, is_one_step
 from ..integrators import solve as solve_steps
-from .base import GradientMode, _device, apply_to_state, flat, register, unflat
+from ..state import device_of, flat, unflat, zeros_for_none
+from .backprop import apply_to_state
+from .base import GradientMode, register
 
 
 @register
@@ -44,6 +46,7 @@ class Adjoint(GradientMode):
     """
 
     name = "adjoint"
+    exact = False
 
     def __init__(self, method: str | None = None, steps: int | None = None):
         if method is not None and not is_one_step(get_integrator(method)):
@@ -73,7 +76,7 @@ class Adjoint(GradientMode):
         """(unique stage offsets per step, first row of each step, control-grid coordinates) of
         the backward solve, cached per grid.  Reversed step j covers t ∈ [T − (j+1)H, T − jH];
         its c = 0 stage sits at the right end, where piecewise-constant θ takes the left limit."""
-        key = (block.T, block.dynamics.nt, block.controls, integrator.name, steps, str(device))
+        key = (block.control_grid, integrator.name, steps, str(device))
         if self._grid_cache.get("key") != key:
             H = block.T / steps
             offsets = [tuple(dict.fromkeys(integrator.stage_offsets(j))) for j in range(steps)]
@@ -97,7 +100,7 @@ class _AdjointSolve(torch.autograd.Function):
     def forward(ctx, block, mode, steps, pair, *inputs):
         n_state = 2 if pair else 1
         state, weights = unflat(inputs[:n_state], pair), inputs[n_state:]
-        f = block.rhs(*block.stage_weights(steps, _device(state), weights))
+        f = block.rhs(*block.stage_weights(steps, device_of(state), weights))
         final = solve_steps(block.integrator, f, state, block.T / steps, steps)
         ctx.block, ctx.mode, ctx.steps, ctx.pair = block, mode, steps, pair
         ctx.save_for_backward(*inputs[:n_state], *flat(final), *weights)
@@ -129,7 +132,7 @@ class _AdjointSolve(torch.autograd.Function):
                 th = [t.detach().requires_grad_() for t in thetas[first[j] + row]]
                 Fy = F(y_in, th)
                 grads = torch.autograd.grad(Fy, y_in + th, a, allow_unused=True)
-            grads = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, y_in + th)]
+            grads = zeros_for_none(grads, y_in + th)
             local = []
             for w, g in zip(weights, grads[n:]):
                 rows = w.new_zeros(len(offsets[j]), *w.shape[1:])
@@ -138,7 +141,7 @@ class _AdjointSolve(torch.autograd.Function):
             # d/dσ with σ = T − t: dY/dσ = −F, da/dσ = (∂F/∂Y)ᵀa, d(∫aᵀ∂F/∂θ)/dσ = aᵀ∂F/∂θ
             return tuple(-v.detach() for v in Fy) + tuple(grads[:n]) + tuple(local)
 
-        a = tuple(torch.zeros_like(y) if g is None else g for g, y in zip(grad_out, yT))
+        a = tuple(zeros_for_none(grad_out, yT))
         ys = tuple(yT)
         for j in range(M):
             local = tuple(w.new_zeros(len(offsets[j]), *w.shape[1:]) for w in weights)

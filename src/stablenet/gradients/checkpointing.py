@@ -7,8 +7,9 @@ import math
 import torch
 
 from .. import _checks
-from .base import (GradientMode, _device, apply_to_state, backprop_steps, flat, flat_memory, register, unflat,
-                   unflat_memory)
+from ..state import device_of, flat, flat_memory, unflat, unflat_memory, zeros_for_none
+from .backprop import apply_to_state, backprop_steps
+from .base import GradientMode, register
 
 
 @register
@@ -22,11 +23,7 @@ class Checkpoint(GradientMode):
     operations); the cost is one extra forward pass, the activation memory N/k boundary states
     plus one segment's graph, smallest near k = √N (Griewank & Walther, *Evaluating
     Derivatives*, 2008, ch. 12; Chen et al., "Training deep nets with sublinear memory cost",
-    2016).  Works with every integrator.
-
-    (``torch.utils.checkpoint``'s default non-reentrant variant saved no memory on these
-    networks with torch 2.13 on the CPU — measured with the process's peak RSS — hence this
-    explicit implementation.)
+    2016).  Works with every integrator.  (Why not ``torch.utils.checkpoint``: docs/gradients.md.)
 
     Args:
         segment: steps per segment; default ⌈√N⌉ for an N-step solve.
@@ -52,7 +49,7 @@ class _CheckpointSolve(torch.autograd.Function):
     def forward(ctx, block, steps, k, pair, *inputs):
         n = 2 if pair else 1
         state, weights = unflat(inputs[:n], pair), inputs[n:]
-        thetas, index = block.stage_weights(steps, _device(state), weights, eager=False)
+        thetas, index = block.stage_weights(steps, device_of(state), weights, eager=False)
         f, h, step = block.rhs(thetas, index), block.T / steps, block.integrator.step
         memory, boundaries, saved = None, [], []
         for start in range(0, steps, k):
@@ -74,7 +71,7 @@ class _CheckpointSolve(torch.autograd.Function):
         weights = saved[n_boundary:]
         thetas, index = block.stage_weights(ctx.steps, saved[0].device, weights, eager=False)
         w_grads = [torch.zeros_like(w) for w in weights]
-        g_state = [torch.zeros_like(o) if g is None else g for g, o in zip(grad_out, saved[:n])]
+        g_state = zeros_for_none(grad_out, saved[:n])
         g_memory = [torch.zeros_like(m) for m in ctx.final_memory]
         for start, stop, at, m_struct, n_mem in reversed(boundaries):
             state = unflat(saved[at:at + n], pair)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from ..integrators import is_reversible
-from ..integrators import SeparableRHS
-from .base import GradientMode, _device, apply_to_state, flat, register, stage_leaves, unflat
+from ..integrators import SeparableRHS, is_reversible
+from ..state import device_of, flat, unflat, zeros_for_none
+from .backprop import apply_to_state, stage_leaves
+from .base import GradientMode, register
 
 
 @register
@@ -51,7 +52,7 @@ class _ReversibleSolve(torch.autograd.Function):
     def forward(ctx, block, steps, pair, *inputs):
         n_state = 2 if pair else 1
         state, weights = unflat(inputs[:n_state], pair), inputs[n_state:]
-        thetas, index = block.stage_weights(steps, _device(state), weights, eager=False)
+        thetas, index = block.stage_weights(steps, device_of(state), weights, eager=False)
         f, h, step = block.rhs(thetas, index), block.T / steps, block.integrator.step
         memory = None  # Verlet: none; leapfrog: the previous state
         for j in range(steps):
@@ -72,7 +73,7 @@ class _ReversibleSolve(torch.autograd.Function):
         thetas, index = block.stage_weights(steps, saved[0].device, weights, eager=False)
         h = block.T / steps
         w_grads = [torch.zeros_like(w) for w in weights]
-        g = [torch.zeros_like(s) if g is None else g for g, s in zip(grad_out, saved[:n])]
+        g = zeros_for_none(grad_out, saved[:n])
         g_state = tuple(g) if pair else g[0]
         g_memory = (torch.zeros_like(memory),) if n_memory else None
         for j in reversed(range(steps)):
@@ -125,7 +126,7 @@ class _VJP:
                 record = (leaf, fn(self.j, c, leaf))
             leaf, out = record
             grads = torch.autograd.grad(out, [leaf, *self.th[k]], cotangent, allow_unused=True)
-        theta = tuple(torch.zeros_like(t) if gt is None else gt for gt, t in zip(grads[1:], self.th[k]))
+        theta = tuple(zeros_for_none(grads[1:], self.th[k]))
         if self.row_grads[k] is None:
             self.row_grads[k] = theta
         else:

@@ -9,8 +9,8 @@ interpolated for that stage once per forward pass.  Because every integrator ann
 positions up front (:meth:`Integrator.stage_offsets`), the per-step cost is the arithmetic of the
 scheme and nothing else.
 
-States are tensors, or pairs ``(y, z)`` of tensors for two-stream systems; the helpers below do
-the vector-space arithmetic on both.
+States are tensors, or pairs ``(y, z)`` of tensors for two-stream systems; :mod:`stablenet.state`
+does the vector-space arithmetic on both.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from typing import Any, Callable, ClassVar, NamedTuple
 
 import torch
 
-State = Any  # a tensor, or a tuple (y, z) of tensors
+from .. import state as _state
+from ..state import State
+
 RHS = Callable[[int, float, State], State]
 
 
@@ -32,20 +34,6 @@ class SeparableRHS(NamedTuple):
     def __call__(self, j: int, c: float, state):
         y, z = state
         return (self.dy(j, c, z), self.dz(j, c, y))
-
-
-def axpy(y: State, a: float, x: State) -> State:
-    """y + a·x for tensors and for (y, z) pairs."""
-    if type(y) is tuple:
-        return tuple(torch.add(yi, xi, alpha=a) for yi, xi in zip(y, x))
-    return torch.add(y, x, alpha=a)
-
-
-def combine(y: State, h: float, terms) -> State:
-    """y + h·Σ a_i k_i for (a_i, k_i) in ``terms``."""
-    for a, k in terms:
-        y = axpy(y, h * a, k)
-    return y
 
 
 class Integrator:
@@ -140,6 +128,4 @@ def solve(integrator: Integrator, f: RHS, y0: State, h: float, steps: int,
     for j in range(steps):
         y, memory = step(f, j, y, h, memory)
         states.append(y)
-    if type(y0) is tuple:
-        return tuple(torch.stack(stream) for stream in zip(*states))
-    return torch.stack(states)
+    return _state.stack(states)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .base import Integrator, combine, register
+from ..state import combine
+from .base import Integrator, register
 from .runge_kutta import RK3
 
 

@@ -7,7 +7,8 @@ two-stream pair (y, z) is simply one state to them.  Reference: Hairer, Nørsett
 
 from __future__ import annotations
 
-from .base import Integrator, axpy, combine, register
+from ..state import axpy, combine
+from .base import Integrator, register
 
 
 @register

@@ -6,11 +6,16 @@
   negative-curvature detection) take inexact Newton steps in θ with an Armijo line search, on the
   full batch or with sub-sampled curvature, optionally on VarPro's reduced objective.
 * :class:`BlockCoordinateDescent` alternates the inner solve and a Newton-type θ step.
+
+Modules: ``newton`` (the optimizers), ``curvature`` (Gauss–Newton and Hessian products),
+``cg`` (conjugate gradients), ``line_search`` (Armijo backtracking), ``varpro``,
+``block_coordinate``.
 """
 
-from .newton import (BlockCoordinateDescent, BlockStepInfo, CGResult, GaussNewtonCG, NewtonCG,
-                     NewtonTypeOptimizer, QuadraticModel, StepInfo, check_twice_differentiable,
-                     conjugate_gradient, network_parameters)
+from .block_coordinate import BlockCoordinateDescent, BlockStepInfo
+from .cg import CGResult, conjugate_gradient
+from .newton import (GaussNewtonCG, NewtonCG, NewtonTypeOptimizer, QuadraticModel, StepInfo,
+                     check_twice_differentiable, network_parameters)
 from .varpro import InnerResult, VarPro, score_gradient, score_hessian
 
 __all__ = [

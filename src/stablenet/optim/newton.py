@@ -65,79 +65,15 @@ from typing import Callable, ClassVar, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, jvp, vjp
 
 from .. import _checks
 from ..block import ODEBlock
+from ..gradients import require_autograd
 from ..models import LOSSES, get_loss
-from .varpro import InnerResult, VarPro, score_hessian
-
-Penalty = Callable[[], torch.Tensor]
-JVP_MODES = ("reverse", "forward")
-
-
-# -- conjugate gradients --------------------------------------------------------------------------
-@dataclass
-class CGResult:
-    """Outcome of :func:`conjugate_gradient`.
-
-    Attributes:
-        x: the approximate solution (flat).
-        iterations: operator products used.
-        relative_residual: ‖b − A x‖ / ‖b‖ (recurrence residual).
-        converged: relative_residual ≤ rtol.
-        negative_curvature: CG stopped at a direction p with pᵀAp ≤ 0.
-    """
-
-    x: torch.Tensor
-    iterations: int
-    relative_residual: float
-    converged: bool
-    negative_curvature: bool
-
-
-def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, *, rtol: float,
-                       max_iter: int, preconditioner: Callable[[torch.Tensor], torch.Tensor] | None = None
-                       ) -> CGResult:
-    """(Preconditioned) conjugate gradients for A x = b from x₀ = 0, with negative-curvature exit.
-
-    Stops when ‖r‖ ≤ rtol‖b‖, after ``max_iter`` products, or at a search direction p with
-    pᵀAp ≤ 0.  In the last case the iterate so far is returned, or — when that happens in the first
-    iteration — the (preconditioned) right-hand side M b: for b = −g that is the steepest-descent
-    direction, so the result is always a descent direction of the quadratic model (Steihaug-type
-    truncation without a trust region).  ``preconditioner`` applies M ≈ A⁻¹ (symmetric positive
-    definite).  Cost: ``iterations`` products with A (and M), O(n) vector work each.
-    """
-    rtol = _checks.positive_float("rtol", rtol)
-    max_iter = _checks.positive_int("max_iter", max_iter)
-    precond = preconditioner or (lambda r: r)
-    x = torch.zeros_like(b)
-    bnorm = float(torch.linalg.vector_norm(b))
-    if bnorm == 0.0:
-        return CGResult(x, 0, 0.0, True, False)
-    r = b.clone()
-    z = precond(r)
-    p = z.clone()
-    rz = torch.dot(r, z)
-    rel = 1.0
-    for k in range(max_iter):
-        ap = matvec(p)
-        curvature = torch.dot(p, ap)
-        if not float(curvature) > 0:
-            if k == 0:
-                x = p
-            return CGResult(x, k + 1, rel, False, True)
-        alpha = rz / curvature
-        x = x + alpha * p
-        r = r - alpha * ap
-        rel = float(torch.linalg.vector_norm(r)) / bnorm
-        if rel <= rtol:
-            return CGResult(x, k + 1, rel, True, False)
-        z = precond(r)
-        rz_new = torch.dot(r, z)
-        p = z + (rz_new / rz) * p
-        rz = rz_new
-    return CGResult(x, max_iter, rel, False, False)
+from .cg import conjugate_gradient
+from .curvature import JVP_MODES, Curvature, Penalty, flat, penalty_value, unflat
+from .line_search import LineSearchResult, backtracking
+from .varpro import InnerResult, VarPro
 
 
 # -- results --------------------------------------------------------------------------------------
@@ -196,17 +132,6 @@ class StepInfo:
 
 
 # -- helpers --------------------------------------------------------------------------------------
-class _Call(nn.Module):
-    """Runs a zero-argument function with the wrapped model's parameters substituted (functional_call)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, fn):
-        return fn()
-
-
 def network_parameters(model: nn.Module) -> list[nn.Parameter]:
     """All parameters of an ODEClassifier except the classifier (W, μ): the θ of VarPro."""
     ids = {id(p) for p in model.classifier.parameters()}
@@ -219,19 +144,14 @@ def check_twice_differentiable(model: nn.Module) -> None:
     Gauss–Newton and Hessian products differentiate the backward pass again (double backward) or
     run forward-mode AD; the ``checkpoint``, ``reversible`` and ``adjoint`` gradient modes of
     :mod:`stablenet.gradients` are custom autograd functions without either, and would silently
-    give zero or wrong curvature.  (First derivatives, i.e. VarPro's reduced gradient, are fine.)
+    give zero or wrong curvature (:func:`stablenet.gradients.require_autograd`).  (First
+    derivatives, i.e. VarPro's reduced gradient, are fine.)
     """
     for name, module in model.named_modules():
-        mode = getattr(module, "gradient", None) if isinstance(module, ODEBlock) else None
-        mode_name = getattr(mode, "name", "autograd")
-        if mode_name != "autograd":
-            raise ValueError(f"Newton-type optimizers need second derivatives through every ODE block, "
-                             f"but block {name!r} uses gradient={mode_name!r} (its backward is not "
-                             f"differentiable); use gradient='autograd'")
-
-
-def _flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([t.reshape(-1) for t in tensors])
+        if isinstance(module, ODEBlock):
+            require_autograd(module.gradient, f"Newton-type optimizers need second derivatives through every "
+                                              f"ODE block, but block {name!r} uses gradient={{gradient}} (its "
+                                              f"backward is not differentiable); use gradient='autograd'")
 
 
 def _check_samples(value) -> int | float | None:
@@ -327,7 +247,6 @@ class NewtonTypeOptimizer(torch.optim.Optimizer):
         self.max_backtracks = _checks.positive_int("max_backtracks", max_backtracks)
         self.grad_tol = _checks.nonnegative_float("grad_tol", grad_tol)
         self.jvp_mode = _checks.choice("jvp_mode", jvp_mode, JVP_MODES)
-        self._caller = _Call(model)
         self.steps = 0
         self.last: StepInfo | None = None
         super().__init__(params, dict(lr=lr, weight_decay=weight_decay))
@@ -362,14 +281,10 @@ class NewtonTypeOptimizer(torch.optim.Optimizer):
         return [p for g in self.param_groups for p in g["params"]]
 
     def _unflat(self, v: torch.Tensor) -> list[torch.Tensor]:
-        out, start = [], 0
-        for p in self.parameters:
-            out.append(v[start:start + p.numel()].view_as(p))
-            start += p.numel()
-        return out
+        return unflat(v, self.parameters)
 
     def _decay_vector(self) -> torch.Tensor:
-        return _flat([torch.full_like(p, g["weight_decay"]) for g in self.param_groups for p in g["params"]])
+        return flat([torch.full_like(p, g["weight_decay"]) for g in self.param_groups for p in g["params"]])
 
     def _decay(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor | float:
         total: torch.Tensor | float = 0.0
@@ -380,25 +295,6 @@ class NewtonTypeOptimizer(torch.optim.Optimizer):
                     total = total + 0.5 * g["weight_decay"] * tensors[k].pow(2).sum()
                 k += 1
         return total
-
-    def _functional(self, fn: Callable[[], object]) -> Callable[..., object]:
-        """θ ↦ fn() with the optimized parameters replaced by θ (``torch.func.functional_call``)."""
-        names = {id(p): n for n, p in self.model.named_parameters()}
-        keys = ["model." + names[id(p)] for p in self.parameters]
-
-        def call(*theta):
-            return functional_call(self._caller, dict(zip(keys, theta)), (fn,))
-
-        return call
-
-    @staticmethod
-    def _penalty_value(penalty: Penalty | None) -> torch.Tensor | float:
-        if penalty is None:
-            return 0.0
-        value = penalty()
-        if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            raise TypeError(f"penalty must return a scalar tensor, got {type(value).__name__}")
-        return value.reshape(())
 
     # -- objective --------------------------------------------------------------------------------
     def _check_batch(self, x: torch.Tensor, labels: torch.Tensor) -> None:
@@ -417,7 +313,7 @@ class NewtonTypeOptimizer(torch.optim.Optimizer):
                 data = self.varpro.reduced_value(features, labels, inner)
             else:
                 data = self.loss_fn(self.model(x), labels)
-            return float(data + self._decay(self.parameters) + self._penalty_value(penalty))
+            return float(data + self._decay(self.parameters) + penalty_value(penalty))
 
     def _sample(self, n: int) -> torch.Tensor | None:
         k = self.hessian_samples
@@ -450,162 +346,34 @@ class NewtonTypeOptimizer(torch.optim.Optimizer):
                 out = self.model(x)
                 data = self.loss_fn(out, labels)
                 scores = out.detach()
-            value = data + self._decay(params) + self._penalty_value(penalty)
+            value = data + self._decay(params) + penalty_value(penalty)
             grads = torch.autograd.grad(value, params, create_graph=hessian_full, allow_unused=True,
                                         materialize_grads=True)
-        gradient = _flat([g.detach() for g in grads])
+        gradient = flat([g.detach() for g in grads])
         xs, ys = (x, labels) if sample is None else (x[sample.to(x.device)], labels[sample.to(labels.device)])
-        if self.curvature == "gauss_newton":
-            matvec = self._gauss_newton(xs, ys, inner)
-        else:
-            matvec = self._hessian(xs, ys, inner, penalty, grads if hessian_full else None)
-        if self.curvature == "gauss_newton":
-            matvec = self._with_regularization(matvec, penalty)
-        elif self.damping:
-            base = matvec
-            matvec = lambda v: base(v) + self.damping * v  # noqa: E731
+        matvec = self._curvature_product(xs, ys, inner, penalty, grads if hessian_full else None)
         return QuadraticModel(float(value.detach()), gradient, matvec, scores, inner, sample)
 
-    def _with_regularization(self, matvec, penalty):
-        """Add wd·v, ∇²R·v (double backward through R's gradient, built once) and δ·v to a product."""
-        decay = self._decay_vector()
-        damping = self.damping
-        penalty_hvp = None
-        if penalty is not None:
-            params = self.parameters
-            with torch.enable_grad():
-                grads = torch.autograd.grad(self._penalty_value(penalty), params, create_graph=True,
-                                            allow_unused=True, materialize_grads=True)
-            live = [k for k, g in enumerate(grads) if g.requires_grad]
-            if live:
-                def penalty_hvp(v):
-                    vs = self._unflat(v)
-                    return _flat(torch.autograd.grad([grads[k] for k in live], params, [vs[k] for k in live],
-                                                     retain_graph=True, allow_unused=True, materialize_grads=True))
-
-        def apply(v):
-            out = matvec(v) + decay * v
-            if penalty_hvp is not None:
-                out = out + penalty_hvp(v)
-            return out + damping * v if damping else out
-
-        return apply
-
-    def _jacobian_products(self, fn: Callable[[], torch.Tensor]):
-        """(output, v ↦ J v, u ↦ Jᵀ u) of θ ↦ fn() at the current θ, on flat θ-vectors.
-
-        ``jvp_mode="reverse"``: the graph of the output and of Jᵀu (u a dummy leaf) is built once;
-        J v = ∂(Jᵀu · v)/∂u is a double backward, Jᵀ u a backward through the retained graph.
-        ``"forward"``: ``torch.func.jvp`` (forward mode, re-running fn with dual numbers) and a
-        ``torch.func.vjp`` pullback; less memory, but on the CPU about twice as slow (measured:
-        4.0 vs 1.3 ms per J v at n = 100, width 4; 175 vs 76 ms at n = 5000, width 32, 8 steps).
-        """
-        params = self.parameters
-        if self.jvp_mode == "forward":
-            theta = tuple(p.detach() for p in params)
-            f = self._functional(fn)
-            with torch.no_grad():
-                out, pullback = vjp(f, *theta)
-
-            def jmul(v):
-                with torch.no_grad():
-                    return jvp(f, theta, tuple(self._unflat(v)))[1]
-
-            def jtmul(u):
-                with torch.no_grad():
-                    return _flat(pullback(u))
-
-            return out.detach(), jmul, jtmul
-
-        with torch.enable_grad():
-            out = fn()
-            dummy = torch.zeros_like(out, requires_grad=True)
-            jtu = torch.autograd.grad(out, params, dummy, create_graph=True, allow_unused=True,
-                                      materialize_grads=True)
-        live = [k for k, g in enumerate(jtu) if g.requires_grad]
-
-        def jmul(v):
-            if not live:
-                return torch.zeros_like(out)
-            vs = self._unflat(v)
-            return torch.autograd.grad([jtu[k] for k in live], dummy, [vs[k] for k in live],
-                                       retain_graph=True, allow_unused=True, materialize_grads=True)[0]
-
-        def jtmul(u):
-            return _flat(torch.autograd.grad(out, params, u, retain_graph=True, allow_unused=True,
-                                             materialize_grads=True))
-
-        return out.detach(), jmul, jtmul
-
-    def _gauss_newton(self, xs, ys, inner):
-        """v ↦ Jᵀ H_L J v (plain) or Jθᵀ (M − M J_Ŵ K⁻¹ J_ŴᵀM) Jθ v (VarPro), matrix-free."""
-        model = self.model
-        if self.varpro is None:
-            out, jmul, jtmul = self._jacobian_products(lambda: model(xs))
-            apply_h = score_hessian(self.loss, out)
-            return lambda v: jtmul(apply_h(jmul(v)))
-
-        vp = self.varpro
-        W, b = inner.weight, inner.bias
-        Y, jmul, jtmul = self._jacobian_products(lambda: model.features(xs))
-        Z = vp.augment(Y)
-        apply_h = score_hessian(self.loss, F.linear(Y, W, b))
-        solve = vp.hessian_solver(Y, W, b)
-
-        def matvec(v):
-            w = apply_h(jmul(v) @ W.T)                                # M Jθ v           (n, c)
-            q = solve(w.T @ Z)                                        # K⁻¹ J_Ŵᵀ M Jθ v  (c, d+1)
-            r = w - apply_h(Z @ q.T)
-            return jtmul(r @ W)                                       # Jθᵀ r = J_Yᵀ (r W)
-
-        return matvec
-
-    def _hessian(self, xs, ys, inner, penalty, grads):
-        """v ↦ ∇²J v (plain) or the reduced Hessian ∇²Φ v (VarPro), by double backward."""
-        params = self.parameters
-        if self.varpro is None:
-            if grads is None:
-                with torch.enable_grad():
-                    value = self.loss_fn(self.model(xs), ys) + self._decay(params) + self._penalty_value(penalty)
-                    grads = torch.autograd.grad(value, params, create_graph=True, allow_unused=True,
-                                                materialize_grads=True)
-            live = [k for k, g in enumerate(grads) if g.requires_grad]
-
-            def matvec(v):
-                vs = self._unflat(v)
-                hv = torch.autograd.grad([grads[k] for k in live], params, [vs[k] for k in live],
-                                         retain_graph=True, allow_unused=True, materialize_grads=True)
-                return _flat(hv)
-
+    def _curvature_product(self, xs, ys, inner, penalty, grads):
+        """v ↦ A v on the (sub)sample (xs, ys): Gauss–Newton with the regularizers' curvature, or the
+        Hessian (``grads``: the full-batch gradient's graph, reused when the sample is the batch)."""
+        curvature = Curvature(self.model, self.parameters, loss=self.loss, varpro=self.varpro,
+                              jvp_mode=self.jvp_mode, decay=self._decay, penalty=penalty)
+        if self.curvature == "gauss_newton":
+            return curvature.regularized(curvature.gauss_newton(xs, inner), self._decay_vector(), self.damping)
+        matvec = curvature.hessian(xs, ys, inner, grads)
+        if not self.damping:
             return matvec
-
-        vp = self.varpro
-        W = inner.weight.clone().requires_grad_(True)
-        b = inner.bias.clone().requires_grad_(True)
-        with torch.enable_grad():
-            features = self.model.features(xs)
-            value = (self.loss_fn(F.linear(features, W, b), ys) + vp.classifier_penalty(W, b)
-                     + self._decay(params) + self._penalty_value(penalty))
-            grads = torch.autograd.grad(value, [*params, W, b], create_graph=True, allow_unused=True,
-                                        materialize_grads=True)
-        g_theta, g_w, g_b = grads[:len(params)], grads[-2], grads[-1]
-        live = [k for k, g in enumerate(g_theta) if g.requires_grad]
-        solve = vp.hessian_solver(features.detach(), inner.weight, inner.bias)
-
-        def matvec(v):
-            vs = self._unflat(v)
-            # H (v, 0) = (H_θθ v, H_Ŵθ v)
-            h1 = torch.autograd.grad([g_theta[k] for k in live], [*params, W, b], [vs[k] for k in live],
-                                     retain_graph=True, allow_unused=True, materialize_grads=True)
-            h_wtheta = torch.cat([h1[-2], h1[-1][:, None]], 1)
-            dw = -solve(h_wtheta)                                      # δŴ = −H_ŴŴ⁻¹ H_Ŵθ v
-            h2 = torch.autograd.grad([g_w, g_b], params, [dw[:, :-1], dw[:, -1]],
-                                     retain_graph=True, allow_unused=True, materialize_grads=True)
-            return _flat(h1[:len(params)]) + _flat(h2)                 # H_θθ v + H_θŴ δŴ
-
-        return matvec
+        return lambda v: matvec(v) + self.damping * v
 
     # -- the step ---------------------------------------------------------------------------------
+    def _common_lr(self) -> float:
+        lrs = {g["lr"] for g in self.param_groups}
+        if len(lrs) != 1:
+            raise ValueError(f"all parameter groups must have the same lr (the line search's first trial "
+                             f"step), got {sorted(lrs)}")
+        return _checks.positive_float("lr", lrs.pop())
+
     def step(self, x: torch.Tensor, labels: torch.Tensor,  # type: ignore[override]
              penalty: Penalty | None = None) -> torch.Tensor:
         """One inexact Newton step on the batch (x, labels); returns the objective before the step.
@@ -614,15 +382,10 @@ class NewtonTypeOptimizer(torch.optim.Optimizer):
         iterations, the step length, the line-search record and the scores; with VarPro the
         classifier holds (W*, μ*) of the new θ.
         """
-        lrs = {g["lr"] for g in self.param_groups}
-        if len(lrs) != 1:
-            raise ValueError(f"all parameter groups must have the same lr (the line search's first trial "
-                             f"step), got {sorted(lrs)}")
-        lr = _checks.positive_float("lr", lrs.pop())
+        lr = self._common_lr()
         self._check_batch(x, labels)
         sample = self._sample(len(x))
         qm = self.quadratic_model(x, labels, penalty, sample)
-        params = self.parameters
         g = qm.gradient
         gnorm = float(torch.linalg.vector_norm(g))
         f0 = qm.value
@@ -639,26 +402,34 @@ class NewtonTypeOptimizer(torch.optim.Optimizer):
         slope = float(torch.dot(g, direction))
         if not slope < 0 or not math.isfinite(slope):
             direction, kind, slope = -g, "steepest_descent", -gnorm ** 2
+        search, inner = self._line_search(x, labels, penalty, qm, direction, slope, lr)
+        self.last = StepInfo(f0, search.value, gnorm, cg.iterations, cg.relative_residual, cg.converged,
+                             cg.negative_curvature, kind, search.step, search.backtracks, not search.accepted,
+                             sample_size, inner, qm.scores)
+        return torch.tensor(f0, dtype=g.dtype)
 
+    def _line_search(self, x, labels, penalty, qm: QuadraticModel, direction: torch.Tensor, slope: float,
+                     lr: float) -> tuple[LineSearchResult, InnerResult | None]:
+        """Armijo backtracking θ + t·direction from t = lr; θ (and VarPro's classifier) are restored
+        when no t is accepted.  Returns the search and VarPro's inner solve at the new θ."""
+        params = self.parameters
         theta0 = [p.detach().clone() for p in params]
         init = None if qm.inner is None else (qm.inner.weight, qm.inner.bias)
         steps = self._unflat(direction)
-        t, backtracks, accepted, f_new = lr, 0, False, f0
-        # Near a minimiser J changes by less than its rounding error: accept a trial point whose
-        # value is within a few ulps of J(θ) + c₁ t gᵀp (Hager & Zhang's approximate Armijo test).
-        rounding = 8 * torch.finfo(g.dtype).eps * abs(f0)
-        for _ in range(self.max_backtracks + 1):
+
+        def trial(t):
             with torch.no_grad():
                 for p, p0, d in zip(params, theta0, steps):
                     p.copy_(p0 + t * d)
-            f_new = self._evaluate(x, labels, penalty, init=init)
-            if math.isfinite(f_new) and f_new <= f0 + self.armijo * t * slope + rounding:
-                accepted = True
-                break
-            t *= self.backtrack
-            backtracks += 1
+            return self._evaluate(x, labels, penalty, init=init), None
+
+        # Near a minimiser J changes by less than its rounding error: accept a trial point whose
+        # value is within a few ulps of J(θ) + c₁ t gᵀp (Hager & Zhang's approximate Armijo test).
+        rounding = 8 * torch.finfo(qm.gradient.dtype).eps * abs(qm.value)
+        search = backtracking(trial, qm.value, slope, step=lr, c1=self.armijo, factor=self.backtrack,
+                              max_backtracks=self.max_backtracks, tolerance=rounding)
         inner = self.varpro.last if self.varpro is not None else None
-        if not accepted:
+        if not search.accepted:
             with torch.no_grad():
                 for p, p0 in zip(params, theta0):
                     p.copy_(p0)
@@ -666,11 +437,7 @@ class NewtonTypeOptimizer(torch.optim.Optimizer):
                     self.model.classifier.weight.copy_(qm.inner.weight)
                     self.model.classifier.bias.copy_(qm.inner.bias)
                     self.varpro.last = inner = qm.inner
-            t, f_new = 0.0, f0
-        self.last = StepInfo(f0, f_new, gnorm, cg.iterations, cg.relative_residual, cg.converged,
-                             cg.negative_curvature, kind, t, backtracks, not accepted, sample_size, inner,
-                             qm.scores)
-        return torch.tensor(f0, dtype=g.dtype)
+        return search, inner
 
     # -- checkpoints ------------------------------------------------------------------------------
     def state_dict(self):
@@ -714,88 +481,3 @@ class NewtonCG(NewtonTypeOptimizer):
     """
 
     curvature = "hessian"
-
-
-# -- block coordinate descent ---------------------------------------------------------------------
-@dataclass
-class BlockStepInfo:
-    """What one :meth:`BlockCoordinateDescent.step` did: the inner solve and the θ steps."""
-
-    loss: float
-    inner: InnerResult
-    theta_steps: list[StepInfo]
-
-    @property
-    def scores(self) -> torch.Tensor | None:
-        """Class scores at (θ_k, W_{k+1}, μ_{k+1}) on the batch (detached), e.g. for accuracy."""
-        return self.theta_steps[0].scores if self.theta_steps else None
-
-
-class BlockCoordinateDescent:
-    """Alternate an exact classifier solve and Newton-type steps in θ with the classifier fixed.
-
-        (W, μ)_{k+1} = argmin ψ(θ_k; W, μ)                  (VarPro's inner Newton solve)
-        θ_{k+1}      = θ_k + t p,  p from A p = −∇_θ J(θ_k, W_{k+1})   (``theta_steps`` steps)
-
-    Unlike VarPro proper, the θ step ignores the coupling between θ and (W, μ): its gradient is
-    the same (envelope theorem) but its curvature is A_θθ instead of the Schur complement, and its
-    line search keeps (W, μ) fixed, so each trial point costs one forward pass and no inner solve.
-
-    Args:
-        varpro: the :class:`VarPro` whose ``solve_inner`` updates the classifier.
-        theta_optimizer: a :class:`GaussNewtonCG` or :class:`NewtonCG` built *without* ``varpro``
-            over the network parameters only (e.g. ``network_parameters(model)``), for the same model.
-        theta_steps: Newton-type θ steps per call.
-
-    Per batch: ``loss = bcd.step(x, labels, penalty)``; the returned value (and ``last.loss``)
-    is J(θ_k, W_{k+1}) + λ/2‖W_{k+1}‖² + λ_μ/2‖μ_{k+1}‖², the objective after the inner solve and
-    before the θ step.  Attach learning-rate schedulers and checkpoint the state through
-    ``bcd.theta_optimizer`` (a torch.optim.Optimizer); the classifier lives in the model.
-    """
-
-    def __init__(self, varpro: VarPro, theta_optimizer: NewtonTypeOptimizer, *, theta_steps: int = 1):
-        if not isinstance(varpro, VarPro):
-            raise TypeError(f"varpro must be a stablenet.optim.VarPro, got {type(varpro).__name__}")
-        if not isinstance(theta_optimizer, NewtonTypeOptimizer):
-            raise TypeError(f"theta_optimizer must be a GaussNewtonCG or NewtonCG, got "
-                            f"{type(theta_optimizer).__name__}")
-        if theta_optimizer.varpro is not None:
-            raise ValueError("theta_optimizer must be built without varpro (block coordinate descent "
-                             "keeps the classifier fixed in the θ step)")
-        if theta_optimizer.model is not varpro.model:
-            raise ValueError("theta_optimizer and varpro must share the model")
-        if theta_optimizer.loss != varpro.loss:
-            raise ValueError(f"theta_optimizer.loss ({theta_optimizer.loss!r}) must equal varpro.loss "
-                             f"({varpro.loss!r})")
-        classifier = {id(p) for p in varpro.model.classifier.parameters()}
-        if any(id(p) in classifier for p in theta_optimizer.parameters):
-            raise ValueError("theta_optimizer must not optimize the classifier weights (the inner solve "
-                             "does); pass network_parameters(model)")
-        self.varpro = varpro
-        self.theta_optimizer = theta_optimizer
-        self.theta_steps = _checks.positive_int("theta_steps", theta_steps)
-        self.last: BlockStepInfo | None = None
-
-    @property
-    def param_groups(self):
-        return self.theta_optimizer.param_groups
-
-    def step(self, x: torch.Tensor, labels: torch.Tensor, penalty: Penalty | None = None) -> torch.Tensor:
-        """Inner solve for (W, μ) on the batch's features, then ``theta_steps`` θ steps."""
-        with torch.no_grad():
-            features = self.varpro.model.features(x)
-        inner = self.varpro.solve_inner(features, labels)
-        reg = float(self.varpro.classifier_penalty(inner.weight, inner.bias))
-        infos, loss = [], None
-        for _ in range(self.theta_steps):
-            value = self.theta_optimizer.step(x, labels, penalty)
-            loss = float(value) + reg if loss is None else loss
-            infos.append(self.theta_optimizer.last)
-        self.last = BlockStepInfo(loss, inner, infos)
-        return torch.tensor(loss, dtype=features.dtype)
-
-    def state_dict(self):
-        return self.theta_optimizer.state_dict()
-
-    def load_state_dict(self, state_dict) -> None:
-        self.theta_optimizer.load_state_dict(state_dict)

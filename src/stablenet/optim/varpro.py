@@ -40,7 +40,6 @@ References:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -49,6 +48,8 @@ import torch.nn.functional as F
 
 from .. import _checks
 from ..models import LOSSES, ODEClassifier, get_loss
+from .cg import conjugate_gradient
+from .line_search import backtracking
 
 HESSIAN_MODES = ("auto", "dense", "cg")
 #: ``hessian="auto"`` forms the dense inner Hessian up to this many unknowns c·(d+1), else uses CG.
@@ -118,26 +119,6 @@ class InnerResult:
 
 def _default_tol(dtype: torch.dtype) -> float:
     return 1e-10 if dtype == torch.float64 else 1e-5
-
-
-def conjugate_gradient_simple(matvec, b: torch.Tensor, rtol: float, max_iter: int) -> tuple[torch.Tensor, int]:
-    """Plain CG for an SPD operator on a flat vector: (x, iterations) with ‖b − Ax‖ ≤ rtol‖b‖."""
-    x = torch.zeros_like(b)
-    r = b.clone()
-    p = r.clone()
-    rr = torch.dot(r, r)
-    stop = (rtol * torch.linalg.vector_norm(b)) ** 2
-    k = 0
-    while k < max_iter and rr > stop:
-        ap = matvec(p)
-        alpha = rr / torch.dot(p, ap)
-        x = x + alpha * p
-        r = r - alpha * ap
-        rr_new = torch.dot(r, r)
-        p = r + (rr_new / rr) * p
-        rr = rr_new
-        k += 1
-    return x, k
 
 
 # -- VarPro ---------------------------------------------------------------------------------------
@@ -271,7 +252,7 @@ class VarPro:
         Dense mode factorizes once (Cholesky, O(c³(d+1)³)) and then costs O(c²(d+1)²) per solve; CG
         mode costs O(n c (d+1)) per CG iteration, to ``rtol`` (default max(1e-12, 10·ε) for the
         dtype's ε).  Used by the Gauss–Newton and Newton products of
-        the reduced problem (:mod:`stablenet.optim.newton`).
+        the reduced problem (:mod:`stablenet.optim.curvature`).
         """
         Z = self.augment(features.detach())
         What = torch.cat([weight, bias[:, None]], 1).detach()
@@ -283,8 +264,8 @@ class VarPro:
         max_iter = 10 * What.numel()
         if rtol is None:
             rtol = max(1e-12, 10 * torch.finfo(Z.dtype).eps)
-        return lambda s: conjugate_gradient_simple(lambda v: matvec(v.reshape(shape)).reshape(-1),
-                                                   s.reshape(-1), rtol, max_iter)[0].reshape(shape)
+        return lambda s: conjugate_gradient(lambda v: matvec(v.reshape(shape)).reshape(-1), s.reshape(-1),
+                                            rtol=rtol, max_iter=max_iter).x.reshape(shape)
 
     @staticmethod
     def _cholesky(H: torch.Tensor) -> torch.Tensor:
@@ -322,17 +303,8 @@ class VarPro:
         self._check_features(features, labels)
         Y = features.detach()
         Z = self.augment(Y)
-        cls = self.model.classifier
-        if init is not None:
-            W0, b0 = init
-        elif self.warm_start:
-            W0, b0 = cls.weight, cls.bias
-        else:
-            W0, b0 = torch.zeros_like(cls.weight), torch.zeros_like(cls.bias)
-        What = torch.cat([W0.detach(), b0.detach()[:, None]], 1).to(Y.dtype).clone()
+        What = self._start(init).to(Y.dtype).clone()
         tol = self.tol if self.tol is not None else _default_tol(Y.dtype)
-        dense = self._dense()
-        roundoff = 100 * torch.finfo(Y.dtype).eps
         value, loss = self.inner_value(Z, labels, What)
         grad = self.inner_gradient(Z, labels, What)
         gnorm = g0 = float(torch.linalg.vector_norm(grad))
@@ -342,49 +314,74 @@ class VarPro:
             if iterations == self.max_iter:
                 reason = "max_iter"
                 break
-            if dense:
-                direction = -torch.cholesky_solve(grad.reshape(-1, 1),
-                                                  self._cholesky(self.inner_hessian(Z, What))).reshape(What.shape)
-            else:
-                matvec = self.inner_hessian_matvec(Z, What)
-                direction = -conjugate_gradient_simple(
-                    lambda v: matvec(v.reshape(What.shape)).reshape(-1), grad.reshape(-1),
-                    max(min(0.1, gnorm), 10 * torch.finfo(Y.dtype).eps), 10 * What.numel())[0].reshape(What.shape)
+            direction = self._newton_direction(Z, What, grad, gnorm)
             slope = float((grad * direction).sum())
             if not slope < 0:                     # round-off: fall back to steepest descent
                 direction, slope = -grad, -gnorm ** 2
-            t, accepted, trial_grad = 1.0, False, None
-            for _ in range(self.max_backtracks + 1):
-                trial = What + t * direction
-                trial_value, trial_loss = self.inner_value(Z, labels, trial)
-                if math.isfinite(trial_value) and trial_value <= value + self.armijo * t * slope:
-                    accepted = True
-                    break
-                if abs(trial_value - value) <= roundoff * abs(value):
-                    # ψ cannot resolve the decrease any more: accept if the gradient shrinks
-                    trial_grad = self.inner_gradient(Z, labels, trial)
-                    if float(torch.linalg.vector_norm(trial_grad)) < gnorm:
-                        accepted = True
-                        break
-                    trial_grad = None
-                t *= 0.5
-                backtracks += 1
+            search = self._inner_line_search(Z, labels, What, direction, value, slope, gnorm)
+            backtracks += search.backtracks
             iterations += 1
-            if not accepted:
+            if not search.accepted:
                 reason = "line_search"
                 break
-            What, value, loss = trial, trial_value, trial_loss
-            grad = self.inner_gradient(Z, labels, What) if trial_grad is None else trial_grad
+            What, value, loss = search.info["What"], search.value, search.info["loss"]
+            grad = search.info.get("grad")
+            grad = self.inner_gradient(Z, labels, What) if grad is None else grad
             gnorm = float(torch.linalg.vector_norm(grad))
         weight, bias = What[:, :-1].contiguous(), What[:, -1].contiguous()
         if write:
             with torch.no_grad():
-                cls.weight.copy_(weight)
-                cls.bias.copy_(bias)
+                self.model.classifier.weight.copy_(weight)
+                self.model.classifier.bias.copy_(bias)
         self.last = InnerResult(weight=weight, bias=bias, value=value, loss=loss, grad_norm=gnorm,
                                 initial_grad_norm=g0, iterations=iterations, backtracks=backtracks,
                                 converged=gnorm <= tol, reason=reason)
         return self.last
+
+    def _start(self, init: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        """Ŵ₀ = [W₀, μ₀]: ``init``, the classifier's current values (``warm_start``) or zero (detached)."""
+        cls = self.model.classifier
+        if init is not None:
+            W0, b0 = init
+        elif self.warm_start:
+            W0, b0 = cls.weight, cls.bias
+        else:
+            W0, b0 = torch.zeros_like(cls.weight), torch.zeros_like(cls.bias)
+        return torch.cat([W0.detach(), b0.detach()[:, None]], 1)
+
+    def _newton_direction(self, Z: torch.Tensor, What: torch.Tensor, grad: torch.Tensor, gnorm: float) -> torch.Tensor:
+        """−∇²ψ⁻¹ ∇ψ: by Cholesky of the dense Hessian, or by CG on Hessian-vector products to the
+        forcing term max(min(0.1, ‖∇ψ‖), 10ε)."""
+        if self._dense():
+            return -torch.cholesky_solve(grad.reshape(-1, 1),
+                                         self._cholesky(self.inner_hessian(Z, What))).reshape(What.shape)
+        matvec = self.inner_hessian_matvec(Z, What)
+        rtol = max(min(0.1, gnorm), 10 * torch.finfo(Z.dtype).eps)
+        return -conjugate_gradient(lambda v: matvec(v.reshape(What.shape)).reshape(-1), grad.reshape(-1),
+                                   rtol=rtol, max_iter=10 * What.numel()).x.reshape(What.shape)
+
+    def _inner_line_search(self, Z, labels, What, direction, value: float, slope: float, gnorm: float):
+        """Armijo backtracking Ŵ + t·direction from t = 1, halving; a trial whose ψ equals ψ(Ŵ) to
+        round-off (100·ε relative) is accepted if it reduces ‖∇ψ‖.  ``info`` of the result: the
+        trial's ``What``, ``loss`` and, when computed, ``grad``."""
+        roundoff = 100 * torch.finfo(Z.dtype).eps
+
+        def trial(t):
+            point = What + t * direction
+            trial_value, trial_loss = self.inner_value(Z, labels, point)
+            return trial_value, {"What": point, "loss": trial_loss}
+
+        def smaller_gradient(t, trial_value, info):
+            if not abs(trial_value - value) <= roundoff * abs(value):
+                return False
+            grad = self.inner_gradient(Z, labels, info["What"])
+            if float(torch.linalg.vector_norm(grad)) < gnorm:
+                info["grad"] = grad
+                return True
+            return False
+
+        return backtracking(trial, value, slope, step=1.0, c1=self.armijo, factor=0.5,
+                            max_backtracks=self.max_backtracks, accept=smaller_gradient)
 
     def classifier_penalty(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """λ/2‖W‖² + λ_μ/2‖μ‖²."""

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import torch
 
-
-def _flat(state) -> tuple[torch.Tensor, ...]:
-    return tuple(state) if isinstance(state, tuple) else (state,)
+from ..state import flat, is_pair, unflat
 
 
 class SerialComm:
@@ -79,7 +77,7 @@ class TorchComm:
 
     def isend(self, state, dst: int, tag: int):
         handles = []
-        for t in _flat(state):
+        for t in flat(state):
             t = t.detach().contiguous()
             self.messages += 1
             self.bytes += t.numel() * t.element_size()
@@ -88,11 +86,11 @@ class TorchComm:
 
     def recv(self, template, src: int, tag: int):
         out = []
-        for t in _flat(template):
+        for t in flat(template):
             buf = torch.empty_like(t)
             self.dist.recv(buf, self._global(src), group=self.group, tag=tag)
             out.append(buf)
-        return tuple(out) if isinstance(template, tuple) else out[0]
+        return unflat(out, is_pair(template))
 
     def wait(self, handles) -> None:
         for work, _tensor in handles:
@@ -110,8 +108,8 @@ class TorchComm:
 
     def broadcast(self, state, src: int, template):
         out = []
-        for i, t in enumerate(_flat(template)):
-            buf = _flat(state)[i].detach().contiguous().clone() if self.rank == src else torch.empty_like(t)
+        for i, t in enumerate(flat(template)):
+            buf = flat(state)[i].detach().contiguous().clone() if self.rank == src else torch.empty_like(t)
             self.dist.broadcast(buf, self._global(src), group=self.group)
             out.append(buf)
-        return tuple(out) if isinstance(template, tuple) else out[0]
+        return unflat(out, is_pair(template))

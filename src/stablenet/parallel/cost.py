@@ -1,7 +1,7 @@
 """A critical-path cost model of MGRIT across P ranks, and the speedup it predicts.
 
-The model replays the operation sequence of :class:`~stablenet.parallel.mgrit.Solver` (same
-grids: :func:`~.mgrit.hierarchy`; same ownership: :func:`~.mgrit.partition`) and charges
+The model replays the operation sequence of :class:`~stablenet.parallel.solver.Solver` (same
+grids: :func:`~.solver.hierarchy`; same ownership: :func:`~.solver.partition`) and charges
 
 * ``t_step`` per propagator evaluation (one integrator step, fine or coarse: the same cost),
 * ``t_msg`` per point-to-point message on the critical path (latency + size / bandwidth),
@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .mgrit import MGRITOptions, coarsen, hierarchy, partition
+from .solver import MGRITOptions, Owners, coarsen, hierarchy
 
 
 @dataclass
@@ -45,9 +45,8 @@ class _Model:
     def __init__(self, steps, size, options: MGRITOptions, t_step, t_msg):
         self.opt, self.P, self.ts, self.tm = options, size, t_step, t_msg
         self.points = hierarchy(steps, options)
-        starts = partition(steps, size, options.m)
-        import bisect
-        self.owner = [[bisect.bisect_right(starts, x) - 1 for x in pts] for pts in self.points]
+        owner = Owners(steps, size, options.m)
+        self.owner = [[owner(x) for x in pts] for pts in self.points]
         self.n = [len(p) - 1 for p in self.points]
         self.is_c = []
         for l in range(len(self.points) - 1):

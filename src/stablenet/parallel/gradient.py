@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..gradients.base import GradientMode, flat, register, unflat
+from ..gradients.base import GradientMode, register
+from ..state import flat, unflat, zeros_for_none
 from .mgrit import MGRITOptions, check_one_step, make_comm, mgrit_adjoint, mgrit_forward
 
 
@@ -34,6 +35,7 @@ class MGRIT(GradientMode):
     """
 
     name = "mgrit"
+    exact = False  # to the solver tolerance (max_levels=1: to round-off)
 
     def __init__(self, *, distributed: bool = False, group=None, adjoint: MGRITOptions | None = None,
                  **options):
@@ -83,8 +85,7 @@ class _MGRITSolve(torch.autograd.Function):
         mode, pair = ctx.mode, ctx.pair
         weights = ctx.saved_tensors
         like = next(iter(ctx.states.values())) if ctx.states else None
-        g = [torch.zeros_like(t) if gi is None else gi for gi, t in
-             zip(grad_out, flat(like) if like is not None else grad_out)]
+        g = zeros_for_none(grad_out, flat(like) if like is not None else grad_out)
         result = mgrit_adjoint(ctx.block, ctx.states, unflat(g, pair), steps=ctx.steps,
                                options=mode.adjoint_options, comm=ctx.comm, weights=weights)
         mode.last_adjoint = result.stats
