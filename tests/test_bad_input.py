@@ -82,7 +82,7 @@ def test_non_finite_initial_state(bad):
 
 
 def test_one_stream_dynamics_refused_by_verlet():
-    with pytest.raises(ValueError, match="method='verlet' needs a two-stream dynamics .* got one-stream SingleLayer"):
+    with pytest.raises(ValueError, match="method='verlet' needs a two-stream dynamics .* got one-stream 'single'"):
         block(method="verlet")
     with pytest.raises(ValueError, match="method='verlet' integrates separable two-stream systems"):
         sn.integrate(lambda t, y: y, torch.zeros(1, 2), T=1.0, steps=2, method="verlet")

@@ -27,10 +27,10 @@ def test_spec_round_trip_and_defaults():
     ({"width": 4}, r"unknown ConvNetSpec key\(s\) \['width'\]; valid keys: \['in_channels'"),
     ({"dynamics": "parabolic"}, "dynamics must be one of .*'conv_parabolic'.*got 'parabolic'"),
     ({"normalization": "layer"}, "normalization must be one of"),
-    ({"blocks_per_stage": [1, 2]}, r"blocks_per_stage must be an int or one int per stage \(3\), got \[1, 2\]"),
+    ({"blocks_per_stage": [1, 2]}, r"blocks_per_stage=\[1, 2\] has 2 entries; expected one per stage \(3, widths\)"),
     ({"method": "verlet"}, "method='verlet' needs a two-stream dynamics"),
     ({"gradient": "reversible"}, "gradient='reversible' needs a reversible integrator"),
-    ({"gamma": 0.1}, "gamma applies to dynamics 'conv_antisymmetric' only"),
+    ({"gamma": 0.1}, "gamma=0.1 applies to dynamics 'conv_antisymmetric' only, not 'conv_parabolic'"),
     ({"head": "detector"}, "head must be one of"),
     ({"steps": 0}, "steps must be an integer >= 1, got 0"),
 ])

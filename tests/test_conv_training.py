@@ -251,10 +251,10 @@ def test_cifar10_without_its_files_is_a_one_line_error(tmp_path, capsys):
     ({"model.opening": "linear"}, "model.opening: applies to model.kind 'dense' only"),   # even at its default
     ({"model.blocks": [{"T": 1.0, "steps": 1, "method": "euler"}]}, "model.blocks: applies to model.kind 'dense'"),
     ({"model.T": None}, "model.T: required with model.kind 'conv'"),
-    ({"model.method": "verlet"}, "model.method: 'verlet' needs dynamics 'conv_hamiltonian'"),
+    ({"model.method": "verlet"}, "model.method: 'verlet' needs a two-stream dynamics (y, z) such as 'conv_hamiltonian'"),
     ({"model.dynamics": "conv_second_order"}, "model.dynamics: 'conv_second_order' needs method 'leapfrog'"),
     ({"model.dynamics": "parabolic"}, "model.dynamics: Input should be 'conv_single'"),
-    ({"model.kernel_size": 4}, "model.kernel_size: 4 is even"),
+    ({"model.kernel_size": 4}, "model.kernel_size: kernel_size must be an odd integer >= 1, got 4"),
     ({"model.widths": []}, "model.widths: expected a non-empty list of channel counts"),
     ({"model.blocks_per_stage": [1, 1, 1]}, "model.blocks_per_stage: [1, 1, 1] has 3 entries; expected one per stage (2"),
     ({"model.gamma": 0.1}, "model.gamma: 0.1 applies to dynamics 'conv_antisymmetric' only"),

@@ -49,7 +49,7 @@ def test_the_layout_has_both_floors():
     names = {module_name(p) for p in LIBRARY}
     assert {"stablenet.block", "stablenet.integrators.base", "stablenet.gradients.base", "stablenet.models",
             "stablenet.conv_models", "stablenet.parallel.mgrit", "stablenet.analysis.jacobian"} <= names
-    assert (PACKAGE / "app" / "training.py").exists() and (PACKAGE / "app" / "config.py").exists()
+    assert (PACKAGE / "app" / "training.py").exists() and (PACKAGE / "app" / "config" / "__init__.py").exists()
 
 
 @pytest.mark.parametrize("path", LIBRARY, ids=module_name)

@@ -154,7 +154,7 @@ def test_parallel_config_errors(extra, message):
 
 @pytest.mark.parametrize("replace,message", [
     (('optimizer = "adam"', 'optimizer = "gauss_newton"'), "layer-parallel training works with optimizers"),
-    (('method = "rk4"', 'method = "ab3"'), "MGRIT needs a one-step scheme"),
+    (('method = "rk4"', 'method = "ab3"'), r"model.blocks.0.method: 'ab3' with \[parallel\]: MGRIT needs a one-step"),
     (('method = "rk4"', 'method = "rk4"\ngradient = "checkpoint"'), "model.blocks.0.gradient"),
 ])
 def test_parallel_refuses_what_mgrit_cannot_do(replace, message):

@@ -46,9 +46,8 @@ from .block import ODEBlock
 from .dynamics import ACTIVATIONS, DYNAMICS
 from .dynamics.conv import (NORMALIZATION_EPS, ConvDynamics, check_normalization, frozen_batch_statistics,
                             odd_kernel_size, recording_or_replaying)
-from .gradients import make_gradient_mode
-from .integrators import get_integrator
 from .models import propagate
+from .specs import ArgumentError, BlockSpec, argument
 
 HEADS = ("classifier", "segmentation")
 
@@ -286,6 +285,10 @@ class ConvODENet(nn.Module):
         return f"head={self.head!r}, widths={self.widths}"
 
 
+#: the keys of a ConvNetSpec that describe the network around its blocks (the rest describe a block)
+NETWORK_KEYS = ("in_channels", "n_classes", "widths", "blocks_per_stage", "head")
+
+
 @dataclass(frozen=True)
 class ConvNetSpec:
     """A plain description of a :class:`ConvODENet` (what a config file would carry).
@@ -298,6 +301,10 @@ class ConvNetSpec:
     :data:`stablenet.dynamics.DYNAMICS`; ``normalization`` is used inside the blocks and in the
     opening/connectors; ``gamma`` applies to ``conv_antisymmetric`` only; hidden channels
     (parabolic) and z-channels (Hamiltonian) equal the stage width.
+
+    Every key but :data:`NETWORK_KEYS` describes the blocks: a stage of width w has blocks of
+    :meth:`block_spec` (w), a :class:`stablenet.specs.BlockSpec` that validates them (errors are
+    :class:`~stablenet._checks.ArgumentError` naming the key).
 
         >>> spec = ConvNetSpec.from_dict({"in_channels": 3, "n_classes": 10, "widths": [16, 32, 64],
         ...                               "dynamics": "conv_parabolic", "method": "rk4", "T": 1.0,
@@ -326,47 +333,35 @@ class ConvNetSpec:
     head: str = "classifier"
 
     def __post_init__(self) -> None:
-        _checks.positive_int("in_channels", self.in_channels)
-        _checks.positive_int("n_classes", self.n_classes)
-        _checks.positive_float("T", self.T)
-        _checks.positive_int("steps", self.steps)
-        if self.nt is not None:
-            _checks.positive_int("nt", self.nt)
+        with argument("in_channels"):
+            _checks.positive_int("in_channels", self.in_channels)
+        with argument("n_classes"):
+            _checks.positive_int("n_classes", self.n_classes)
         widths = tuple(self.widths) if isinstance(self.widths, (list, tuple)) else None
         if not widths:
-            raise ValueError(f"widths must be a non-empty list of channel counts, got {self.widths!r}")
-        for w in widths:
-            _checks.positive_int("widths[...]", w)
+            raise ArgumentError("widths", f"widths must be a non-empty list of channel counts, got {self.widths!r}")
+        with argument("widths"):
+            for w in widths:
+                _checks.positive_int("widths[...]", w)
         object.__setattr__(self, "widths", widths)
         bps = self.blocks_per_stage
         if isinstance(bps, (list, tuple)):
             if len(bps) != len(widths):
-                raise ValueError(f"blocks_per_stage must be an int or one int per stage "
-                                 f"({len(widths)}), got {list(bps)!r}")
-            bps = tuple(_checks.positive_int("blocks_per_stage[...]", b) for b in bps)
+                raise ArgumentError("blocks_per_stage", f"blocks_per_stage={list(bps)!r} has {len(bps)} entries; "
+                                                        f"expected one per stage ({len(widths)}, widths) or a single int")
+            with argument("blocks_per_stage"):
+                bps = tuple(_checks.positive_int("blocks_per_stage[...]", b) for b in bps)
         else:
-            bps = (_checks.positive_int("blocks_per_stage", bps),) * len(widths)
+            with argument("blocks_per_stage"):
+                bps = (_checks.positive_int("blocks_per_stage", bps),) * len(widths)
         object.__setattr__(self, "blocks_per_stage", bps)
-        conv_names = sorted(n for n, c in DYNAMICS.items() if issubclass(c, ConvDynamics))
-        _checks.choice("dynamics", self.dynamics, conv_names)
-        check_normalization(self.normalization)
-        _checks.choice("activation", self.activation, ACTIVATIONS)
-        _checks.choice("head", self.head, HEADS)
-        _checks.nonnegative_float("gamma", self.gamma)
-        if self.gamma and self.dynamics != "conv_antisymmetric":
-            raise ValueError(f"gamma applies to dynamics 'conv_antisymmetric' only, not {self.dynamics!r}")
-        odd_kernel_size("kernel_size", self.kernel_size)
-        integrator = get_integrator(self.method)
-        cls = DYNAMICS[self.dynamics]
-        if integrator.separable and not cls.two_stream:
-            raise ValueError(f"method={self.method!r} needs a two-stream dynamics such as 'conv_hamiltonian', "
-                             f"got {self.dynamics!r}")
-        if integrator.second_order and cls.two_stream:
-            raise ValueError(f"method={self.method!r} integrates one-stream second-order dynamics "
-                             f"(e.g. 'conv_second_order'), got {self.dynamics!r}")
-        mode = make_gradient_mode(self.gradient, adjoint_method=self.adjoint_method,
-                                  adjoint_steps=self.adjoint_steps, checkpoint_segment=self.checkpoint_segment)
-        mode.check(cls, integrator)
+        with argument("dynamics"):
+            _checks.choice("dynamics", self.dynamics, [n for n, c in DYNAMICS.items() if issubclass(c, ConvDynamics)])
+        with argument("head"):
+            _checks.choice("head", self.head, HEADS)
+        # one BlockSpec per stage (not per block: a stage may have 2**31 blocks), validated once per width
+        specs = {w: self.block_spec(w) for w in dict.fromkeys(widths)}
+        object.__setattr__(self, "_stage_specs", tuple(specs[w] for w in widths))
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -391,25 +386,22 @@ class ConvNetSpec:
         d = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
-    def make_dynamics(self, width: int) -> ConvDynamics:
-        cls = DYNAMICS[self.dynamics]
-        kwargs: dict[str, Any] = dict(nt=self.nt or self.steps, activation=self.activation,
-                                      normalization=self.normalization, kernel_size=self.kernel_size)
-        if self.dynamics == "conv_antisymmetric":
-            kwargs["gamma"] = self.gamma
-        return cls(width, **kwargs)
+    def block_spec(self, width: int) -> BlockSpec:
+        """The :class:`~stablenet.specs.BlockSpec` of every block of a stage of ``width`` channels."""
+        keys = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in NETWORK_KEYS}
+        return BlockSpec.from_flat({**keys, "width": width})
 
-    def make_block(self, width: int) -> ODEBlock:
-        gradient = make_gradient_mode(self.gradient, adjoint_method=self.adjoint_method,
-                                      adjoint_steps=self.adjoint_steps,
-                                      checkpoint_segment=self.checkpoint_segment)
-        return ODEBlock(self.make_dynamics(width), T=self.T, steps=self.steps, method=self.method,
-                        controls=self.controls, gradient=gradient)
+    def stage_specs(self) -> list[tuple[BlockSpec, int]]:
+        """(block spec, number of blocks) of every stage."""
+        return list(zip(self._stage_specs, self.blocks_per_stage))
+
+    def build_stages(self) -> list[list[ODEBlock]]:
+        """New blocks, stage by stage (weights drawn from torch's global random state)."""
+        return [[spec.build() for _ in range(n)] for spec, n in self.stage_specs()]
 
     def build(self) -> ConvODENet:
         """The network (initialized from torch's global random state: seed before calling)."""
-        stages = [[self.make_block(w) for _ in range(n)] for w, n in zip(self.widths, self.blocks_per_stage)]
-        return ConvODENet(self.in_channels, self.n_classes, stages, head=self.head,
+        return ConvODENet(self.in_channels, self.n_classes, self.build_stages(), head=self.head,
                           normalization=self.normalization, activation=self.activation)
 
 
@@ -464,8 +456,7 @@ def build_image_classifier(spec: ConvNetSpec, image_shape: Sequence[int], *, mea
     """The :class:`ImageClassifier` of a (classifier) :class:`ConvNetSpec` for images of ``image_shape``."""
     if spec.head != "classifier":
         raise ValueError(f"an ImageClassifier needs head 'classifier', got {spec.head!r}")
-    stages = [[spec.make_block(w) for _ in range(n)] for w, n in zip(spec.widths, spec.blocks_per_stage)]
-    return ImageClassifier(image_shape, spec.n_classes, stages, mean=mean, std=std,
+    return ImageClassifier(image_shape, spec.n_classes, spec.build_stages(), mean=mean, std=std,
                            normalization=spec.normalization, activation=spec.activation)
 
 
@@ -486,5 +477,5 @@ def segmentation_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     return F.cross_entropy(scores, labels)
 
 
-__all__ = ["ConvODENet", "ConvNetSpec", "build_conv_net", "ImageClassifier", "build_image_classifier", "TVNorm",
+__all__ = ["ConvODENet", "ConvNetSpec", "NETWORK_KEYS", "build_conv_net", "ImageClassifier", "build_image_classifier", "TVNorm",
            "image_norm", "pixel_accuracy", "segmentation_loss", "HEADS"]

@@ -23,8 +23,8 @@ class AntisymmetricKernel(nn.Module):
 
     def forward(self, K: torch.Tensor) -> torch.Tensor:
         A = 0.5 * (K - K.transpose(-1, -2))
-        if self.gamma:
-            A = A - (0.5 * self.gamma) * torch.eye(K.shape[-1], dtype=K.dtype, device=K.device)
+        if self.gamma:  # − ½γI, on the diagonal only (no w×w identity is allocated)
+            A.diagonal(dim1=-2, dim2=-1).sub_(0.5 * self.gamma)
         return A
 
     def extra_repr(self) -> str:
@@ -38,7 +38,8 @@ class Antisymmetric(SingleLayer):
     matrix; the free parameter is ``self.parametrizations.K.original``), so the dynamics is a
     single layer to every integrator, to interpolation and to prolongation.  The Jacobian
     diag(σ') A has eigenvalues near the imaginary axis: stable continuous dynamics, for which
-    forward Euler is unstable for every h (pair it with RK4, AB3 or leapfrog).
+    forward Euler is unstable for every h (pair it with RK4 or AB3; leapfrog would read f as an
+    acceleration, Y'' = f(Y), whose linearization Y'' = AY grows for imaginary eigenvalues of A).
     """
 
     def __init__(self, width: int, *, gamma: float = 0.0, nt: int = 1, activation: str = "tanh",

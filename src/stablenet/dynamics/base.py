@@ -9,13 +9,24 @@ slices.  Constraints such as antisymmetry are torch parametrizations of the stor
 apply before interpolation and every integrator accepts them unchanged (Meganet's idea).
 
 Two-stream (Hamiltonian) dynamics set ``two_stream = True`` and also provide the stream-wise
-right-hand sides ``dy(z, *theta)`` and ``dz(y, *theta)`` that Verlet needs.
+right-hand sides ``dy(z, *theta)`` and ``dz(y, *theta)`` that Verlet needs.  A dynamics whose f is
+an acceleration, Y'' = f(Y), sets ``second_order = True`` (it needs a second-order integrator).
+
+Construction options: a dynamics' options are the keyword parameters of its ``__init__`` beyond
+``width`` and ``nt`` (:meth:`Dynamics.options`), so :meth:`Dynamics.from_options` builds any
+registered dynamics from one mapping of options without knowing its name, and
+:meth:`Dynamics.check_options` runs the constructor's own checks without allocating weights.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Callable, ClassVar
+import re
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import cache
+from typing import Any, Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +60,36 @@ def _layer_norm(x: torch.Tensor) -> torch.Tensor:
     return F.layer_norm(x, x.shape[-1:])
 
 
+#: set while :meth:`Dynamics.check_options` builds a dynamics only to run its checks
+_CHECKING: ContextVar[bool] = ContextVar("stablenet_dynamics_checking", default=False)
+
+
+@contextmanager
+def _checking():
+    token = _CHECKING.set(True)
+    try:
+        yield
+    finally:
+        _CHECKING.reset(token)
+
+
+@cache
+def _options(cls: type) -> dict[str, Any]:
+    """The keyword parameters of ``cls.__init__`` but width and nt, with their defaults; through
+    ``**kwargs`` also those of the base classes' constructors it passes them on to."""
+    options: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        for p in params:
+            if p.name not in ("self", "width", "nt") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                options.setdefault(p.name, p.default)
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return options
+
+
 class Dynamics(nn.Module):
     """Base class: weights with a leading control dimension, f evaluated one slice at a time.
 
@@ -57,6 +98,9 @@ class Dynamics(nn.Module):
     """
 
     two_stream: ClassVar[bool] = False
+    #: f is an acceleration: the block integrates Y'' = f(Y) (needs a second-order integrator,
+    #: leapfrog; :func:`stablenet.block.check_compatible`)
+    second_order: ClassVar[bool] = False
     # the dimension of a state that holds the ``width`` features: -1 for dense states
     # (batch, width), 1 for images (batch, channels, H, W)
     feature_dim: ClassVar[int] = -1
@@ -75,11 +119,50 @@ class Dynamics(nn.Module):
         self._control_names: list[str] = []
         self._nt = nt
 
+    # -- construction from options ---------------------------------------------------------------
+    @classmethod
+    def options(cls) -> dict[str, Any]:
+        """The construction options and their defaults: the keyword parameters of ``__init__``
+        other than ``width`` and ``nt`` (e.g. ``activation``, ``normalization``, ``hidden``)."""
+        return dict(_options(cls))
+
+    @classmethod
+    def from_options(cls, width: int, *, nt: int = 1, **options) -> "Dynamics":
+        """This dynamics built from a mapping of options that may name options of other dynamics.
+
+        An option this class does not take is dropped if it is *unset*: ``None``, or the default
+        of every registered dynamics that takes it (``gamma = 0.0``); set to anything else it is
+        an :class:`~stablenet._checks.ArgumentError` naming the option and the dynamics that take
+        it.  So one table of options (a config file's block) builds every dynamics.
+        """
+        taken = _options(cls)
+        for key, value in options.items():
+            if key not in taken and not _unset(key, value):
+                raise _checks.ArgumentError(key, f"{key}={value!r} {_not_an_option(cls, key)}")
+        return cls(width, nt=nt, **{k: v for k, v in options.items() if k in taken})
+
+    @classmethod
+    def check_options(cls, width: int, **options) -> None:
+        """Run :meth:`from_options` and the constructor's own checks without allocating weights
+        (they get a control dimension of size 0); an error of the constructor that names one of
+        its parameters first (``"kernel_size must be …"``) becomes an ``ArgumentError`` for it."""
+        try:
+            with _checking():
+                cls.from_options(width, nt=1, **options)
+        except _checks.ArgumentError:
+            raise
+        except ValueError as error:
+            first = re.match(r"\w+", str(error))
+            if first and first.group() in ("width", *_options(cls)):
+                raise _checks.ArgumentError(first.group(), str(error)) from None
+            raise
+
     # -- construction helpers --------------------------------------------------------------------
     def _control_parameter(self, name: str, *shape: int, fan_in: int | None = None) -> None:
         """Register a weight of shape (nt, *shape): normal with std 1/√fan_in, or zero if no fan-in."""
-        data = torch.zeros(self._nt, *shape)
-        if fan_in is not None:
+        checking = _CHECKING.get()  # no weights, and no draws from the random state
+        data = torch.zeros(0 if checking else self._nt, *shape)
+        if fan_in is not None and not checking:
             data.normal_(0.0, 1.0 / math.sqrt(fan_in))
         self.register_parameter(name, nn.Parameter(data))
         self._control_names.append(name)
@@ -134,3 +217,23 @@ class Dynamics(nn.Module):
     def extra_repr(self) -> str:
         norm = f", normalization={self.normalization!r}" if self.normalization else ""
         return f"width={self.width}, nt={self.nt}, activation={self.activation_name!r}{norm}"
+
+
+def _unset(key: str, value: Any) -> bool:
+    """Whether an option's value means "not set": None, or every registered taker's default."""
+    from . import DYNAMICS
+
+    defaults = [_options(c)[key] for c in DYNAMICS.values() if key in _options(c)]
+    return value is None or (bool(defaults) and all(d == value and isinstance(d, bool) == isinstance(value, bool)
+                                                     for d in defaults))
+
+
+def _not_an_option(cls: type, key: str) -> str:
+    """The end of the message for an option ``cls`` does not take."""
+    from . import DYNAMICS, dynamics_name
+
+    takers = [n for n, c in DYNAMICS.items() if c.feature_dim == cls.feature_dim and key in _options(c)]
+    own = dynamics_name(cls)
+    if takers:
+        return f"applies to dynamics {_checks.listing(takers, 'and')} only, not {own}"
+    return f"is not an option of dynamics {own} (its options: {', '.join(_options(cls)) or 'none'})"

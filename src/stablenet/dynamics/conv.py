@@ -14,7 +14,7 @@ class                    f                                              property
 =======================  =============================================  ============================
 ``ConvSingleLayer``      σ(N(KY) + b)                                   none (the conv ResNet)
 ``ConvParabolic``        −Kᵀ σ(N(KY) + b)                               Jacobian ≼ 0 (for N = None)
-``ConvSecondOrder``      Y'' = −Kᵀ σ(N(KY) + b)  (leapfrog)             hyperbolic, reversible
+``ConvSecondOrder``      Y'' = −Kᵀ σ(N(KY) + b)  (leapfrog only)        hyperbolic, reversible
 ``ConvAntisymmetric``    σ(N(AY) + b), A = ½(K − K*) − γ I              ⟨AX, X⟩ = −γ‖X‖²
 ``ConvHamiltonian``      y' = σ(N(Kz) + b_y), z' = −σ(N(Kᵀy) + b_z)     two streams, Verlet
 =======================  =============================================  ============================
@@ -230,8 +230,9 @@ class AntisymmetricConvKernel(nn.Module):
         if K.dim() < 4 or K.shape[-4] != K.shape[-3] or K.shape[-2] != K.shape[-1]:
             raise ValueError(f"an antisymmetric kernel must be (..., C, C, k, k), got shape {tuple(K.shape)}")
         A = 0.5 * (K - adjoint_kernel(K))
-        if self.gamma:
-            A = A - self.gamma * identity_kernel(K.shape[-3], K.shape[-1], dtype=K.dtype, device=K.device)
+        if self.gamma:  # − γ·identity_kernel, on the centre taps of channel c → c only (no C×C×k×k copy)
+            centre = K.shape[-1] // 2
+            A.diagonal(dim1=-4, dim2=-3)[..., centre, centre, :].sub_(self.gamma)
         return A
 
     def extra_repr(self) -> str:
@@ -246,7 +247,7 @@ class ConvAntisymmetric(ConvSingleLayer):
     ⟨AX, X⟩ = −γ‖X‖².  Without normalization the Jacobian diag(σ') A has its eigenvalues near the
     imaginary axis: stable continuous dynamics (Haber & Ruthotto, "Stable architectures for deep
     neural networks", Inverse Problems 2017; Chang et al., "AntisymmetricRNN", ICLR 2019), for
-    which forward Euler is unstable at every h without damping (use rk4, ab3 or leapfrog).
+    which forward Euler is unstable at every h without damping (use rk4 or ab3).
 
     The constraint is a torch parametrization of the stored kernel (``self.K`` is A; the free
     parameter is ``self.parametrizations.K.original``), so interpolation in time, prolongation
@@ -301,8 +302,12 @@ class ConvSecondOrder(ConvParabolic):
     integrated by ``method="leapfrog"`` as Y_{j+1} = 2Y_j − Y_{j−1} + h² f(Y_j) from rest.  For
     σ = identity the energy ½‖Y'‖² + ½‖KY‖² is conserved, and the scheme is time-reversible, so
     ``gradient="reversible"`` gives exact gradients with memory independent of depth.  f is the
-    parabolic right-hand side; with a first-order integrator this class is :class:`ConvParabolic`.
+    parabolic right-hand side, read as an acceleration: ``second_order = True`` makes a block
+    refuse a first-order integrator, which would integrate the parabolic network Y' = f(Y) under
+    this name (:func:`stablenet.block.check_compatible`).
     """
+
+    second_order = True
 
 
 class ConvHamiltonian(ConvDynamics):
