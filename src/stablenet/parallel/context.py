@@ -20,6 +20,24 @@ import torch
 from .gradient import MGRIT
 
 
+def make_parallel_model(model, *, distributed: bool = False, group=None, **options):
+    """Give every :class:`~stablenet.block.ODEBlock` in ``model`` the MGRIT gradient mode.
+
+    One mode instance per block (each keeps its own residual history).  ``options`` are those
+    of :class:`~stablenet.parallel.MGRITOptions`; ``distributed=True`` splits every block's time
+    steps over the ranks of ``group`` (the world group by default).  Returns ``model`` for
+    chaining.  :meth:`ParallelContext.apply` is the trainer's use of it.
+    """
+    from ..block import ODEBlock
+
+    blocks = [m for m in model.modules() if isinstance(m, ODEBlock)]
+    if not blocks:
+        raise ValueError(f"model must contain at least one ODEBlock, got {type(model).__name__} without one")
+    for block in blocks:
+        block.gradient = MGRIT(distributed=distributed, group=group, **options)
+    return model
+
+
 class ParallelContext:
     """This process's place in the P = ``layer_ranks`` × D process grid (see the module docstring).
 
@@ -77,14 +95,11 @@ class ParallelContext:
         return bool(self.options)
 
     def apply(self, model: torch.nn.Module) -> torch.nn.Module:
-        """Solve every ODE block of ``model`` by MGRIT on this process's layer group."""
+        """Solve every ODE block of ``model`` by MGRIT on this process's layer group
+        (:func:`make_parallel_model`); without ``[parallel]`` leave it as it is."""
         if not self.enabled:
             return model
-        from ..block import ODEBlock
-
-        for block in (m for m in model.modules() if isinstance(m, ODEBlock)):
-            block.gradient = MGRIT(distributed=self.layer_ranks > 1, group=self.layer_group, **self.options)
-        return model
+        return make_parallel_model(model, distributed=self.layer_ranks > 1, group=self.layer_group, **self.options)
 
     def shard(self, idx: torch.Tensor) -> torch.Tensor:
         """This data group's contiguous part of the batch indices ``idx``."""
