@@ -177,90 +177,100 @@ def run(out_dir: str | Path, quick: bool = False) -> dict:
         torch.set_num_threads(threads)
 
 
+def _surfaces(model, x, y, cfg: dict) -> list[dict]:
+    """One filter-normalized 2-D surface per direction seed, with its curvature measures over the
+    whole grid and over the central box |α|, |β| ≤ ½."""
+    per_seed = []
+    for seed in cfg["direction_seeds"]:
+        surface = loss_surface_2d(model, softmax_cross_entropy, x, y, span=(-1.0, 1.0),
+                                  resolution=cfg["resolution"], generator=torch.Generator().manual_seed(seed))
+        surface["curvature"] = surface_curvature(surface["loss"], surface["alphas"], surface["betas"])
+        inner = (surface["alphas"].abs() <= 0.5 + 1e-12).nonzero().reshape(-1)   # |α|, |β| ≤ ½
+        lo, hi = int(inner[0]), int(inner[-1]) + 1
+        surface["curvature"]["central_fraction_nonconvex"] = surface_curvature(
+            surface["loss"][lo:hi, lo:hi], surface["alphas"][lo:hi], surface["betas"][lo:hi])["fraction_nonconvex"]
+        # the cells whose Hessians count there: the interior points of the sub-grid (for the plot)
+        step = float(surface["alphas"][1] - surface["alphas"][0])
+        surface["central_box"] = float(surface["alphas"][hi - 2]) + step / 2
+        per_seed.append(surface)
+    return per_seed
+
+
+def _interpolation_summary(interp: dict) -> dict:
+    """The loss at θ_0 and θ*, its maximum between them and whether it falls monotonically."""
+    between = interp["loss"][(interp["alphas"] >= 0) & (interp["alphas"] <= 1)]
+    return {"initial_loss": float(interp["loss"][interp["alphas"] == 0]),
+            "trained_loss": float(interp["loss"][interp["alphas"] == 1]),
+            "max_loss_between": float(between.max()),
+            "monotone_decreasing_on_0_1": bool((between.diff() <= 1e-12).all())}
+
+
+def _network(layers: int, data, cfg: dict) -> tuple[dict, dict, dict]:
+    """Train the ``layers``-layer ResNet; (its record, its first surface, its 1-D slices)."""
+    x, y = data.train.x, data.train.y
+    started = time.perf_counter()
+    model = build_resnet(layers, seed=0)
+    theta0 = parameters_of(model)
+    history = train_model(model, x, y, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
+                          record=False)
+    model.eval()
+    train_s = time.perf_counter() - started
+    per_seed = _surfaces(model, x, y, cfg)
+    surface = per_seed[0]
+    # α = k / slice_steps on [−0.25, 1.25]: exactly 0 (θ_0) and 1 (θ*) are on the grid
+    n = cfg["slice_steps"]
+    alphas = torch.arange(-n // 4, n + n // 4 + 1, dtype=torch.float64) / n
+    slices = {"interpolation": loss_slice_1d(model, softmax_cross_entropy, x, y, theta_a=theta0,
+                                             theta_b=parameters_of(model), alphas=alphas),
+              "direction": loss_slice_1d(model, softmax_cross_entropy, x, y, direction=surface["directions"][0],
+                                         alphas=surface["alphas"])}
+    record = {
+        "layers": layers,
+        "h": T / layers,
+        "final_train_loss_epoch": history[-1]["batch_loss"],
+        "train_accuracy": accuracy(model, data.train.x, data.train.y),
+        "val_accuracy": accuracy(model, data.val.x, data.val.y),
+        "center_loss": surface["center_loss"],
+        "center_accuracy": surface["center_accuracy"],
+        "min_loss": float(surface["loss"].min()),
+        "max_loss": float(surface["loss"].max()),
+        "center_is_grid_minimum": bool(surface["loss"].min() >= surface["center_loss"] - 1e-12),
+        "surface": _scalars(surface["curvature"]),
+        "surface_mean_over_direction_seeds": {k: float(np.mean([s["curvature"][k] for s in per_seed]))
+                                              for k in MEASURES},
+        "surface_per_direction_seed": [dict(seed=seed, center_loss=s["center_loss"],
+                                            max_loss=float(s["loss"].max()), **_scalars(s["curvature"]))
+                                       for seed, s in zip(cfg["direction_seeds"], per_seed)],
+        "interpolation": _interpolation_summary(slices["interpolation"]),
+        "seconds": time.perf_counter() - started,
+        "train_seconds": train_s,
+    }
+    return record, surface, slices
+
+
+def _deeper_better(networks: dict, measure: str) -> dict:
+    """Mean over the direction pairs and the number of pairs where the deeper net is lower."""
+    per = [[p[measure] for p in networks[str(n)]["surface_per_direction_seed"]] for n in LAYERS]
+    wins = sum(d < s for s, d in zip(*per))
+    means = [float(np.mean(v)) for v in per]
+    return {"mean_8": means[0], "mean_20": means[1], "pairs_deeper_lower": int(wins), "pairs": len(per[0]),
+            "holds": bool(means[1] < means[0] and 2 * wins > len(per[0]))}
+
+
 def _run(out_dir: Path, quick: bool, cfg: dict) -> dict:
     data = load_dataset("peaks", seed=0, n_train_per_class=cfg["per_class"],
                         n_val_per_class=max(5, cfg["per_class"] // 4), n_test_per_class=None)
-    x, y = data.train.x, data.train.y
-    resolution = cfg["resolution"]
     networks, surfaces, slices = {}, {}, {}
     for layers in LAYERS:
-        started = time.perf_counter()
-        model = build_resnet(layers, seed=0)
-        theta0 = parameters_of(model)
-        history = train_model(model, x, y, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-                              record=False)
-        model.eval()
-        train_s = time.perf_counter() - started
-
-        per_seed = []
-        for seed in cfg["direction_seeds"]:
-            surface = loss_surface_2d(model, softmax_cross_entropy, x, y, span=(-1.0, 1.0),
-                                      resolution=resolution, generator=torch.Generator().manual_seed(seed))
-            surface["curvature"] = surface_curvature(surface["loss"], surface["alphas"], surface["betas"])
-            inner = (surface["alphas"].abs() <= 0.5 + 1e-12).nonzero().reshape(-1)   # |α|, |β| ≤ ½
-            lo, hi = int(inner[0]), int(inner[-1]) + 1
-            surface["curvature"]["central_fraction_nonconvex"] = surface_curvature(
-                surface["loss"][lo:hi, lo:hi], surface["alphas"][lo:hi], surface["betas"][lo:hi])["fraction_nonconvex"]
-            # the cells whose Hessians count there: the interior points of the sub-grid (for the plot)
-            step = float(surface["alphas"][1] - surface["alphas"][0])
-            surface["central_box"] = float(surface["alphas"][hi - 2]) + step / 2
-            per_seed.append(surface)
-        surface = surfaces[str(layers)] = per_seed[0]
-        # α = k / slice_steps on [−0.25, 1.25]: exactly 0 (θ_0) and 1 (θ*) are on the grid
-        n = cfg["slice_steps"]
-        alphas = torch.arange(-n // 4, n + n // 4 + 1, dtype=torch.float64) / n
-        slices[str(layers)] = {
-            "interpolation": loss_slice_1d(model, softmax_cross_entropy, x, y, theta_a=theta0,
-                                           theta_b=parameters_of(model), alphas=alphas),
-            "direction": loss_slice_1d(model, softmax_cross_entropy, x, y, direction=surface["directions"][0],
-                                       alphas=surface["alphas"]),
-        }
-        interp = slices[str(layers)]["interpolation"]
-        mean = {k: float(np.mean([s["curvature"][k] for s in per_seed])) for k in MEASURES}
-        networks[str(layers)] = {
-            "layers": layers,
-            "h": T / layers,
-            "final_train_loss_epoch": history[-1]["batch_loss"],
-            "train_accuracy": accuracy(model, data.train.x, data.train.y),
-            "val_accuracy": accuracy(model, data.val.x, data.val.y),
-            "center_loss": surface["center_loss"],
-            "center_accuracy": surface["center_accuracy"],
-            "min_loss": float(surface["loss"].min()),
-            "max_loss": float(surface["loss"].max()),
-            "center_is_grid_minimum": bool(surface["loss"].min() >= surface["center_loss"] - 1e-12),
-            "surface": _scalars(surface["curvature"]),
-            "surface_mean_over_direction_seeds": mean,
-            "surface_per_direction_seed": [dict(seed=seed, center_loss=s["center_loss"],
-                                                max_loss=float(s["loss"].max()), **_scalars(s["curvature"]))
-                                           for seed, s in zip(cfg["direction_seeds"], per_seed)],
-            "interpolation": {
-                "initial_loss": float(interp["loss"][interp["alphas"] == 0]),
-                "trained_loss": float(interp["loss"][interp["alphas"] == 1]),
-                "max_loss_between": float(interp["loss"][(interp["alphas"] >= 0) & (interp["alphas"] <= 1)].max()),
-                "monotone_decreasing_on_0_1": bool(
-                    (interp["loss"][(interp["alphas"] >= 0) & (interp["alphas"] <= 1)].diff() <= 1e-12).all()),
-            },
-            "seconds": time.perf_counter() - started,
-            "train_seconds": train_s,
-        }
-
+        networks[str(layers)], surfaces[str(layers)], slices[str(layers)] = _network(layers, data, cfg)
     figures = [
         _plot_contours(surfaces, out_dir / "loss_contours.png").name,
         _plot_surfaces_3d(surfaces, out_dir / "loss_surfaces_3d.png").name,
         _plot_curvature(surfaces, out_dir / "loss_curvature.png").name,
         _plot_slices(slices, out_dir / "loss_interpolation.png").name,
     ]
-
-    def deeper_better(measure: str) -> dict:
-        """Mean over the direction pairs and the number of pairs where the deeper net is lower."""
-        per = [[p[measure] for p in networks[str(n)]["surface_per_direction_seed"]] for n in LAYERS]
-        wins = sum(d < s for s, d in zip(*per))
-        means = [float(np.mean(v)) for v in per]
-        return {"mean_8": means[0], "mean_20": means[1], "pairs_deeper_lower": int(wins), "pairs": len(per[0]),
-                "holds": bool(means[1] < means[0] and 2 * wins > len(per[0]))}
-
-    comparisons = {m: deeper_better(m) for m in ("fraction_nonconvex", "mean_curvature_ratio", "excess_variation",
-                                                 "central_fraction_nonconvex")}
+    comparisons = {m: _deeper_better(networks, m) for m in ("fraction_nonconvex", "mean_curvature_ratio",
+                                                            "excess_variation", "central_fraction_nonconvex")}
     results = {
         "experiment": "loss-landscape",
         # seed 004: the 20-layer surface is more convex / smoother than the 8-layer one.  Each holds
@@ -274,7 +284,8 @@ def _run(out_dir: Path, quick: bool, cfg: dict) -> dict:
         "comparisons": comparisons,
         "networks": networks,
         "settings": {"T": T, "width": WIDTH, "layers": list(LAYERS), "span": [-1.0, 1.0],
-                     "n_train": len(y), **{k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}},
+                     "n_train": len(data.train.y), **{k: (list(v) if isinstance(v, tuple) else v)
+                                                      for k, v in cfg.items()}},
         "figures": figures,
         "quick": quick,
     }
