@@ -21,8 +21,6 @@ that the refined network keeps its accuracy, 10 down to 3 (``EPOCHS``).  The qui
 Claim (seed 002): the networks reach at least 99% validation accuracy, and the accuracy is kept
 when the network is refined in depth.  Figure: decision regions of every level's best weights
 (background), with the validation points.
-
-What a run measured, and on which machine, is in docs/experiments.md.
 """
 
 from __future__ import annotations
