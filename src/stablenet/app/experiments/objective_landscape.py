@@ -1,6 +1,8 @@
 r"""Seeds 000/001, "Why you should care about stability" 1 and 2: the objective over (θ1, θ2).
 
-The setup, from seed 001 (LaTeX source of the slides), verbatim:
+**The seed's setup**, from seed 001 (../shared/seeds/001_44a1c1c7a85f7331.txt, the LaTeX source
+of the slides, frames "Why you should care about stability - 1" and "- 2"; seed 000 is their
+rendered text), verbatim:
 
     \min_\theta \hf \|\bfY_N(\theta) - \bfC\|_F^2 \quad \quad
     \bfY_{j+1}(\theta) = \bfY_j(\theta) + \frac{10}{N} \tanh \left( \bfK \bfY_j(\theta) \right)
@@ -28,14 +30,25 @@ Why N = 5 is "unstable": K(θ) is circulant with eigenvalues 0 and
 (N = 100) on the whole square.  Each row of K sums to zero, so the continuous flow keeps the mean
 of the three features and contracts the rest: C ≈ the feature mean of Y_0 at every θ on the grid.
 
-Claims checked: the |train − test| gap (mean and max over the grid) is larger at N = 5 than at
-N = 100; N = 5 is linearly unstable on most of the grid and N = 100 on none of it; the N = 5
-landscape is rough (many grid-local minima, the jagged contours of the slide) and the N = 100 one
-has a single minimum, near the reference θ = (1, 1), while the N = 5 minimum is far from it (near
-the small corner θ1 + θ2 ≲ 2/3 where h = 2 is stable).  Recorded as well, with no claim in the
-slides: the gap *relative* to the mean objective, which does not favour N = 100 (the N = 100
-objective is tiny everywhere, so its small absolute gap is a large fraction of it), and the train
-and test minimisers, which are close for both N.
+**Ours**: exactly that, in float64, Y_0 drawn with torch's generator seed 0, on a 101 × 101 grid
+(46 × 46 in `--quick`).  **Deviations**: none in the setup; nex, nth and the reference dot come
+from the course script (above), and the seed gives no numbers, so each reading of the slides is
+turned into a statistic.
+
+**Claims and the rule** (`verdict.check`: supported if every value is within the tolerance of
+the target).  A one-sided claim "x > a" (or "< a") about a quantity with a priori bounds [lo, hi]
+is the interval [a, hi] (or [lo, a]): target its midpoint, tolerance its half-width (a tie would
+count as supported; the values show the margin).  A comparison "A larger than B" of nonnegative
+numbers is the ratio B/A in [0, 1].  The records: the |train − test| gap (mean and max over the
+grid, and the mean with the script's 0.1·N(0, 1) inputs) larger at N = 5 than at N = 100; the
+fraction of the grid where N = 5 is linearly unstable in [1/2, 1], that for N = 100 exactly 0;
+the N = 100 minimizer within 0.1 of the reference θ = (1, 1), the N = 5 one more than 0.5 from it
+(near the small corner θ1 + θ2 ≲ 2/3 where h = 2 is stable); N = 5 rough (more than 10 grid-local
+minima, the jagged contours of the slide), N = 100 a single minimum.  None of these has an
+analytic value to compare with (the fractions are counts of the closed form |1 + hλ|, exact).
+Recorded as well, with no claim in the slides: the gap *relative* to the mean objective, which
+does not favour N = 100 (the N = 100 objective is tiny everywhere, so its small absolute gap is a
+large fraction of it), and the train and test minimisers, which are close for both N.
 """
 
 from __future__ import annotations
@@ -47,6 +60,7 @@ import torch
 
 from ... import integrate
 from ..io import pyplot, save_figure, write_json
+from .verdict import check
 
 SUMMARY = "seeds 000/001: objective over (theta1, theta2), N = 5 vs N = 100 layers, train vs test inputs"
 
@@ -60,6 +74,9 @@ INPUT_STD = 1.0
 VARIANT_INPUT_STD = 0.1
 GRID = 101
 QUICK_GRID = 46  # step 0.04: θ = 1 is a grid point
+NEAR = 0.1        # "near the reference": within 0.1 of θ = (1, 1) (1/18 of the θ range)
+FAR = 0.5         # "far from it": more than 0.5 away
+ROUGH = 10        # "rough": more than 10 grid-local minima
 
 
 def kernel(theta1: torch.Tensor, theta2: torch.Tensor) -> torch.Tensor:
@@ -228,20 +245,10 @@ def run(out_dir: str | Path, quick: bool = False) -> dict:
 
     s5, s100 = stats["5"], stats["100"]
     v5, v100 = variant["5"], variant["100"]
-    claims = {
-        "gap_larger_at_N5_than_N100": s5["gap_mean"] > s100["gap_mean"],
-        "max_gap_larger_at_N5_than_N100": s5["gap_max"] > s100["gap_max"],
-        "N5_linearly_unstable_on_most_of_grid": s5["fraction_linearly_unstable"] > 0.5,
-        "N100_linearly_stable_on_whole_grid": s100["fraction_linearly_unstable"] == 0.0,
-        "N100_minimum_near_reference": s100["train_argmin_distance_to_reference"] < 0.1,
-        "N5_landscape_rough_many_local_minima": min(s5["local_minima_train"], s5["local_minima_test"]) > 10,
-        "N100_landscape_single_local_minimum": s100["local_minima_train"] == s100["local_minima_test"] == 1,
-        "N5_minimum_far_from_reference": s5["train_argmin_distance_to_reference"] > 0.5,
-        "gap_larger_at_N5_also_for_input_std_0.1": v5["gap_mean"] > v100["gap_mean"],
-    }
+    records = claims(stats, variant, n)
     results = {
         "experiment": "objective-landscape",
-        "claims": claims,
+        "claims": records,
         "setup": {"T": T, "layers": list(LAYERS), "data_layers": N_DATA, "theta_reference": list(THETA_REF),
                   "theta_range": list(THETA_RANGE), "grid": n, "samples": N_SAMPLES, "input_std": INPUT_STD,
                   "activation": "tanh", "bias": 0.0, "method": "euler", "dtype": "float64", "seed": 0},
@@ -253,3 +260,52 @@ def run(out_dir: str | Path, quick: bool = False) -> dict:
     }
     write_json(out_dir / "results.json", results)
     return results
+
+
+def _interval(lo: float, hi: float) -> dict:
+    """A one-sided claim as the interval [lo, hi] of the check rule: target the midpoint, tolerance
+    the half-width."""
+    return {"target": (lo + hi) / 2, "tolerance": (hi - lo) / 2}
+
+
+def claims(stats: dict, variant: dict, n: int) -> list[dict]:
+    """The verdict records (module docstring: statistics, targets, tolerances)."""
+    s5, s100 = stats["5"], stats["100"]
+    v5, v100 = variant["5"], variant["100"]
+    far_end = math.dist(THETA_REF, (THETA_RANGE[1], THETA_RANGE[1]))   # farthest grid point from (1, 1)
+    interior = (n - 2) ** 2                                             # most local minima possible
+    return [
+        check("slide 2: the train/test gap |Φ_train − Φ_test| is larger for N = 5 than for N = 100 (mean over θ)",
+              "mean gap N = 100 / mean gap N = 5; claimed side < 1, ≥ 0 (interval [0, 1])",
+              [s100["gap_mean"] / s5["gap_mean"]], **_interval(0.0, 1.0),
+              seed="'compare different inputs ~ generalization' (no number)"),
+        check("the same for the largest gap over θ",
+              "max gap N = 100 / max gap N = 5 (interval [0, 1])",
+              [s100["gap_max"] / s5["gap_max"]], **_interval(0.0, 1.0), seed="(no number)"),
+        check("the same with the course script's inputs 0.1·N(0, 1)",
+              "mean gap N = 100 / mean gap N = 5, inputs 0.1·N(0, 1) (interval [0, 1])",
+              [v100["gap_mean"] / v5["gap_mean"]], **_interval(0.0, 1.0), seed="(no number)"),
+        check("N = 5 ('unstable') is linearly unstable on most of the θ square",
+              "fraction of the grid with |1 + hλ(K(θ))| > 1, h = 2; claimed side > 1/2 (interval [1/2, 1])",
+              [s5["fraction_linearly_unstable"]], **_interval(0.5, 1.0), seed="'unstable' (slide title)"),
+        check("N = 100 ('stable') is linearly stable on the whole θ square",
+              "fraction of the grid with |1 + hλ(K(θ))| > 1, h = 0.1; target 0, exactly (a count)",
+              [s100["fraction_linearly_unstable"]], target=0.0, tolerance=0.0, seed="'stable' (slide title)"),
+        check("N = 100: the minimum of Φ lies near the reference θ = (1, 1) of the data",
+              f"distance of the training grid minimizer from (1, 1); target 0 within {NEAR:g} (1/18 of the range)",
+              [s100["train_argmin_distance_to_reference"]], target=0.0, tolerance=NEAR,
+              seed="red dot at (1, 1) (no number)"),
+        check("N = 5: the minimum of Φ is far from the reference (near the small corner where h = 2 is stable)",
+              f"distance of the training grid minimizer from (1, 1); claimed side > {FAR:g}, "
+              f"≤ {far_end:.3g} on the square (interval [{FAR:g}, {far_end:.3g}])",
+              [s5["train_argmin_distance_to_reference"]], **_interval(FAR, far_end), seed="(no number)"),
+        check("N = 5: the landscape is rough (the jagged contours of the slide)",
+              f"strict grid-local minima of Φ_train, Φ_test; claimed side > {ROUGH}, ≤ (n − 2)² = {interior} "
+              f"(interval [{ROUGH + 1}, {interior}])",
+              [s5["local_minima_train"], s5["local_minima_test"]], **_interval(ROUGH + 1, interior),
+              seed="jagged contours (no number)"),
+        check("N = 100: the landscape has a single minimum",
+              "strict grid-local minima of Φ_train, Φ_test; target 1, exactly (a count)",
+              [s100["local_minima_train"], s100["local_minima_test"]], target=1.0, tolerance=0.0,
+              seed="smooth contours (no number)"),
+    ]
