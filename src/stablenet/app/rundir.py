@@ -101,16 +101,22 @@ def mark(run_dir: Path) -> None:
                                   "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
 
+def overwrite_refusal(path: str | os.PathLike) -> str | None:
+    """Why ``--overwrite`` may not clear ``path`` (a protected folder, or one stablenet did not
+    mark), or None if it may."""
+    reason = protected_reason(path)
+    if reason is None and not is_run_dir(path):
+        reason = f"it is not a stablenet run directory (no {MARKER})"
+    return reason
+
+
 def clear(run_dir: Path) -> list[Path]:
     """Remove stablenet's files (:data:`OUTPUTS`) from the run directory ``run_dir``; every other
-    file stays.  Refuses (:class:`RunDirectoryError`, nothing removed) an unmarked or protected
-    folder.  Returns the removed paths."""
-    reason = protected_reason(run_dir)
+    file stays.  Refuses (:class:`RunDirectoryError`, nothing removed) what
+    :func:`overwrite_refusal` refuses.  Returns the removed paths."""
+    reason = overwrite_refusal(run_dir)
     if reason is not None:
         raise RunDirectoryError(f"refusing to overwrite {run_dir}: {reason}; choose another --out")
-    if not is_run_dir(run_dir):
-        raise RunDirectoryError(f"refusing to overwrite {run_dir}: it is not a stablenet run directory "
-                                f"(no {MARKER}); choose another --out")
     removed = []
     for pattern in OUTPUTS:
         for path in sorted(run_dir.glob(pattern)):

@@ -48,13 +48,13 @@ def check_run_dir(out_dir: Path, *, resume: bool, overwrite: bool) -> None:
         return
     if not rundir.holds_files(out_dir):
         return
-    if not rundir.is_run_dir(out_dir):
-        raise TrainingError(f"{out_dir} already exists and is not a stablenet run directory (no {rundir.MARKER}); "
-                            f"nothing in it was touched: choose another --out")
     if not overwrite:
+        if not rundir.is_run_dir(out_dir):
+            raise TrainingError(f"{out_dir} already exists and is not a stablenet run directory "
+                                f"(no {rundir.MARKER}); nothing in it was touched: choose another --out")
         raise TrainingError(f"run directory {out_dir} already exists; pass --resume to continue it "
                             f"or --overwrite to replace it")
-    reason = rundir.protected_reason(out_dir)
+    reason = rundir.overwrite_refusal(out_dir)  # the rule rundir.clear applies
     if reason is not None:
         raise TrainingError(f"refusing to overwrite {out_dir}: {reason}; nothing in it was touched: "
                             f"choose another --out")
