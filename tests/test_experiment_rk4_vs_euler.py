@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from stablenet import SingleLayer
 from stablenet.app import cli
 from stablenet.app.experiments import EXPERIMENTS, rk4_vs_euler
 
@@ -38,7 +39,7 @@ def test_networks_share_weights_and_have_the_listings_opening():
     assert rk4.blocks[0].dynamics.nt == 8
     # the listing's th0 = 1e-1*initTheta: the network weights are 0.1 × stablenet's initialization
     torch.manual_seed(3)
-    plain = rk4_vs_euler.SingleLayer(8, nt=8, activation="tanh")
+    plain = SingleLayer(8, nt=8, activation="tanh")
     for p, q in zip(plain.parameters(), euler.blocks[0].dynamics.parameters()):
         assert torch.allclose(0.1 * p, q)
     # a different seed, different weights

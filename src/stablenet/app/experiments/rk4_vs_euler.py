@@ -85,22 +85,17 @@ classifier as a discrete network, not as an ODE solver.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from ... import ODEBlock, ODEClassifier, SingleLayer, integrate
+from ... import ODEClassifier, integrate
 from ...data import load_dataset
-from ...models import softmax_cross_entropy
-from ...optim import GaussNewtonCG, VarPro, network_parameters
 from ..io import pyplot, save_figure, write_json
 from ..plots import CLASS_COLORS, plot_decision_regions
-from ..train_parts import smoothness
-from ..training import evaluate
+from . import _thesis
 from ._train import accuracy
 from .verdict import check, judge
 
@@ -110,14 +105,14 @@ SUMMARY = ("seed 004 Fig 3.9: RK4 with a 4x larger step vs forward Euler (T = 10
 T = 10.0
 PAIRS = {"fine": (100, 25), "coarse": (20, 5)}     # (Euler steps, RK4 steps): equal f-evaluations
 REFERENCE_STEPS = 400
-WIDTH = 8
+WIDTH = _thesis.WIDTH
 CONTROLS = 8
 EULER_STEPS, RK4_STEPS = 32, 8
 FINE_GRID = 256
-INIT_SCALE = 0.1               # the listing's th0 = 1e-1*initTheta(net)
-ALPHA = 1e-3                   # Tikhonov on the opening, time-derivative regularizer on the ODE weights
-CLASSIFIER_REG = 1e-3          # λ of VarPro's inner problem λ/2‖W‖² + λ/2‖μ‖²
-CG_MAX_ITER = 20
+INIT_SCALE = _thesis.INIT_SCALE
+ALPHA = _thesis.ALPHA
+CLASSIFIER_REG = _thesis.CLASSIFIER_REG
+CG_MAX_ITER = _thesis.CG_MAX_ITER
 
 #: the claims' parameters, fixed before any run
 SIMILARITY_TOLERANCE = 0.10    # Fig. 3.9: relative difference of the objective functions, target 0
@@ -261,47 +256,18 @@ def _plot_objectives(obj: dict, path: Path) -> Path:
 
 # -- part 2: training on peaks, over seeds ------------------------------------------------------
 def build_network(method: str, steps: int, *, seed: int = 0) -> ODEClassifier:
-    """Learned opening tanh(K₀x) (K₀ 8 × 2, no bias: the listing's 16 weights) → tanh single layer
-    of width 8 on nt = 8 constant controls, T = 10 → (W, μ); the network weights (opening and
-    layer) are stablenet's initialization × 0.1, drawn from ``seed``."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        block = ODEBlock(SingleLayer(WIDTH, nt=CONTROLS, activation="tanh"), T=T, steps=steps, method=method)
-        model = ODEClassifier(2, 5, block, opening="linear")
-        model.opening = nn.Sequential(nn.Linear(2, WIDTH, bias=False), nn.Tanh())
-    with torch.no_grad():
-        for p in network_parameters(model):
-            p.mul_(INIT_SCALE)
-    return model
+    """The thesis' network (``_thesis.build_network``): learned opening tanh(K₀x), K₀ 8 × 2 → tanh
+    single layer of width 8 on nt = 8 constant controls, T = 10 → (W, μ), weights × 0.1."""
+    return _thesis.build_network(method, steps, T=T, controls=CONTROLS, seed=seed, width=WIDTH)
 
 
-def with_integrator(model: ODEClassifier, method: str, steps: int) -> ODEClassifier:
-    """A copy of ``model`` (same weights) whose ODE block uses another integrator / step count."""
-    out = copy.deepcopy(model)
-    out.blocks[0] = ODEBlock(out.blocks[0].dynamics, T=T, steps=steps, method=method)
-    return out
+with_integrator = _thesis.with_integrator
 
 
 def train_newton(model: ODEClassifier, train, val, steps: int) -> list[dict]:
-    """``steps`` full-batch Gauss–Newton–CG steps on the VarPro objective with the thesis'
-    regularizers (α‖K₀‖²/2 on the opening, α·Σ‖θ_{k+1} − θ_k‖²/h_c on the ODE weights); the
-    per-step history (objective after the step, losses and accuracies after it)."""
-    varpro = VarPro(model, regularization=CLASSIFIER_REG)
-    groups = [{"params": list(model.opening.parameters()), "weight_decay": ALPHA},
-              {"params": list(model.blocks.parameters()), "weight_decay": 0.0}]
-    opt = GaussNewtonCG(groups, model, varpro=varpro, cg_max_iter=CG_MAX_ITER)
-    penalty = lambda: ALPHA * smoothness(model)  # noqa: E731
-    history, start = [], time.perf_counter()
-    for k in range(steps):
-        opt.step(train.x, train.y, penalty=penalty)
-        entry = {"step": k + 1, "objective": opt.last.loss_after, "cg_iterations": opt.last.cg_iterations,
-                 "line_search_failed": opt.last.line_search_failed}
-        entry["train_loss"], entry["train_accuracy"] = evaluate(model, train.x, train.y, softmax_cross_entropy)
-        entry["val_loss"], entry["val_accuracy"] = evaluate(model, val.x, val.y, softmax_cross_entropy)
-        entry["seconds"] = time.perf_counter() - start
-        history.append(entry)
-    model.eval()
-    return history
+    """``_thesis.train_newton`` with this experiment's α, λ and CG iterations."""
+    return _thesis.train_newton(model, train, val, steps, alpha=ALPHA, classifier_reg=CLASSIFIER_REG,
+                                cg_max_iter=CG_MAX_ITER)
 
 
 def truncation_error(model: ODEClassifier, x: torch.Tensor) -> tuple[float, ODEClassifier]:
@@ -345,34 +311,6 @@ def train_seed(seed: int, s: dict) -> tuple[dict, dict, dict, object]:
     return numbers, histories, models, data
 
 
-def _mean_std(values: list[float]) -> dict:
-    n = len(values)
-    mean = math.fsum(values) / n
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return {"mean": mean, "std": std}
-
-
-CURVES = ("objective", "train_accuracy", "val_accuracy")
-
-
-def over_seeds(histories: list[list[dict]]) -> dict:
-    """Per Gauss–Newton step, the mean, min and max over seeds of each of :data:`CURVES`."""
-    out = {}
-    for key in CURVES:
-        columns = list(zip(*([h[key] for h in hist] for hist in histories)))
-        out[key] = {"mean": [math.fsum(c) / len(c) for c in columns], "min": [min(c) for c in columns],
-                    "max": [max(c) for c in columns]}
-    return out
-
-
-def _band(ax, curves: dict, key: str, color: str, label: str, n: int, scale: float = 1.0) -> None:
-    c = curves[key]
-    steps = range(1, len(c["mean"]) + 1)
-    ax.plot(steps, [scale * v for v in c["mean"]], "-", color=color, label=f"{label}, mean of {n} seeds")
-    ax.fill_between(steps, [scale * v for v in c["min"]], [scale * v for v in c["max"]], color=color, alpha=0.2,
-                    linewidth=0)
-
-
 def _plot_training(per_seed: dict, curves: dict, models: dict, data, claims: list, path: Path,
                    resolution: int) -> Path:
     plt = pyplot()
@@ -381,8 +319,8 @@ def _plot_training(per_seed: dict, curves: dict, models: dict, data, claims: lis
               "rk4": ("tab:red", f"RK4, {RK4_STEPS} steps")}
     n = len(per_seed["euler"]["final_val_accuracy"])
     for name, (color, label) in styles.items():
-        _band(axes[0, 0], curves[name], "objective", color, label, n)
-        _band(axes[0, 1], curves[name], "val_accuracy", color, label, n, scale=100)
+        _thesis.band(axes[0, 0], curves[name], "objective", color, label, n)
+        _thesis.band(axes[0, 1], curves[name], "val_accuracy", color, label, n, scale=100)
     axes[0, 0].set_yscale("log"); axes[0, 0].set_xlabel("Gauss–Newton step")
     axes[0, 0].set_ylabel("VarPro objective (regularizers included)"); axes[0, 0].legend(fontsize=8)
     axes[0, 0].set_title("objective function (band: min–max over seeds)", fontsize=10)
@@ -486,12 +424,12 @@ def _run(out_dir: Path, quick: bool) -> dict:
         if seed == seeds[0]:
             first_models, first_data = models, data
     networks = {name: {"steps": steps, "h": T / steps, "f_evaluations": steps * (4 if name == "rk4" else 1),
-                       **{key: _mean_std(per_seed[name][key]) for key in METRICS},
+                       **{key: _thesis.mean_std(per_seed[name][key]) for key in METRICS},
                        "line_search_failures": sum(per_seed[name]["line_search_failures"])}
                 for name, steps in NETWORKS.items()}
 
     records = claims(landscapes, per_seed)
-    curves = {name: over_seeds(histories[name]) for name in NETWORKS}
+    curves = {name: _thesis.over_seeds(histories[name]) for name in NETWORKS}
     figures = [_plot_objectives(obj, out_dir / "rk4_vs_euler_objective.png").name,
                _plot_training(per_seed, curves, first_models, first_data, records,
                               out_dir / "rk4_vs_euler_training.png", s["resolution"]).name]
