@@ -279,6 +279,7 @@ def run(out_dir: str | Path, quick: bool = False) -> dict:
             "max_relative_disagreement": agreement,
         },
         "figures": [figure],
+        "quick": quick,
     }
     write_json(out_dir / "results.json", results)
     return results

@@ -257,6 +257,7 @@ def run(out_dir: str | Path, quick: bool = False) -> dict:
         "N": stats,
         "variant_input_std_0.1": {"N": variant, "gap_ratio_N5_over_N100": v5["gap_mean"] / v100["gap_mean"]},
         "figures": [figure],
+        "quick": quick,
     }
     write_json(out_dir / "results.json", results)
     return results

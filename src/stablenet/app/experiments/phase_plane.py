@@ -129,6 +129,7 @@ def run(out_dir: str | Path, quick: bool = False) -> dict:
         "euler": euler,
         **extra,
         "figures": ["phase_plane.png"],
+        "quick": quick,
     }
     write_json(out_dir / "results.json", results)
     return results
