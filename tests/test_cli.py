@@ -34,16 +34,6 @@ def test_unknown_experiment_is_one_line_and_exit_2():
                                              + str(sorted(EXPERIMENTS)) + " (stablenet experiment --list)")
 
 
-def test_verlet_longterm_quick(tmp_path):
-    from stablenet.app.experiments import verlet_longterm
-
-    results = verlet_longterm.run(tmp_path, quick=True)
-    assert list(results["networks"]) == ["20", "50", "100"]
-    assert all(results["claims"].values())
-    assert results["networks"]["100"]["max_norm"] < 0.6
-    assert_png(tmp_path / "verlet_longterm.png")
-
-
 def test_experiment_list_names_every_experiment(capsys):
     assert main(["experiment", "--list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.strip().splitlines()]
