@@ -112,7 +112,11 @@ def test_overwrite_of_a_run_removes_only_stablenets_files(tmp_path):
     (run / "analysis").mkdir()
     (run / "analysis" / "stability.json").write_text("{}")  # stablenet's
     (run / "analysis" / "my-figure.svg").write_text("<svg/>")  # the user's, in stablenet's folder
+    (run / "robustness").mkdir()
+    for name in ("robustness.json", "accuracy.png", "examples.png"):   # stablenet robustness's only
+        (run / "robustness" / name).write_text("stale")
     train(small_config(epochs=1), run, overwrite=True, progress=False)
+    assert not (run / "robustness").exists()                             # a stale study is not kept
     assert (run / "notes.txt").read_text() == "observations"
     assert (run / "mine" / "data.csv").read_text() == "1,2\n"
     assert (run / "analysis" / "my-figure.svg").exists() and not (run / "analysis" / "stability.json").exists()

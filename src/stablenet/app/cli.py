@@ -118,6 +118,51 @@ def _analyze(args) -> int:
     return 0
 
 
+def _robustness(args) -> int:
+    from .robustness_report import robustness_run
+
+    report = robustness_run(args.run_dir, attacks=args.attack, eps=args.eps, split=args.split, samples=args.samples,
+                            steps=args.steps, restarts=args.restarts, seed=args.seed, data_dir=args.data_dir)
+    out = Path(args.run_dir) / "robustness"
+    print(f"{report['data']} {report['split']} split, {report['points']} points: clean accuracy "
+          f"{100 * report['clean_accuracy']:.2f}%")
+    for curve in report["attacks"]:
+        print(f"  {curve['attack']:16s} AUC {100 * curve['auc']:6.2f}%, accuracy at ε = {curve['eps'][-1]:.3g}: "
+              f"{100 * curve['accuracy'][-1]:.2f}%")
+    for check in report["step_checks"]:
+        if not check["converged"]:
+            print(f"  warning: {check['attack']} with {check['more_steps']} steps finds {100 * check['gap']:.1f}% "
+                  f"more adversarial points than with {check['steps']}: the attack has not converged")
+    lip = report["lipschitz"]
+    certified = "none" if lip["certified"] is None else f"{lip['certified']:.4g}"
+    empirical = "none" if lip["empirical"] is None else f"{lip['empirical']:.4g}"
+    print(f"  Lipschitz constant (L2) of input → logits: empirical {empirical}, certified bound {certified}")
+    print(f"wrote {out / 'robustness.json'} and " + ", ".join(report["figures"]))
+    return 0
+
+
+def _size(text: str) -> float:
+    """An argparse type: a finite number >= 0 (a perturbation size)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def _nonnegative(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def _config_docs(args) -> int:
     from .config import config_reference
 
@@ -195,6 +240,24 @@ def build_parser() -> argparse.ArgumentParser:
                     "window of each block's feature maps (default 6)")
     an.add_argument("--data-dir", help=_DATA_DIR_HELP)
     an.set_defaults(func=_analyze)
+
+    from ..robustness.attacks import ATTACKS  # light: ART is imported only when an attack runs
+
+    ro = sub.add_parser("robustness", help="accuracy of a trained run under noise and adversarial attacks, "
+                        "Lipschitz constants")
+    ro.add_argument("run_dir")
+    ro.add_argument("--attack", action="append", choices=list(ATTACKS), metavar="NAME",
+                    help=f"an attack (repeat for several): {', '.join(ATTACKS)} (default: the noises, FGSM and PGD "
+                    f"in L∞ and L2, and autoattack-linf for images)")
+    ro.add_argument("--eps", type=_size, nargs="+", metavar="E", help="perturbation sizes (0 is added; default "
+                    "0, 0.005, 0.01, 0.02, 0.05, 0.1 times the input domain's side: [0, 1] pixels, [-3, 3] for peaks)")
+    ro.add_argument("--split", choices=["train", "val", "test"], help="the points attacked (default test, else val)")
+    ro.add_argument("--samples", type=_count, default=500, help="the first SAMPLES points of the split (default 500)")
+    ro.add_argument("--steps", type=_count, help="iterations of PGD and AutoAttack (default 20 and 100)")
+    ro.add_argument("--restarts", type=_nonnegative, help="random starts of PGD and AutoAttack (default 1)")
+    ro.add_argument("--seed", type=_nonnegative, default=0, help="seed of the noise and the random starts")
+    ro.add_argument("--data-dir", help=_DATA_DIR_HELP)
+    ro.set_defaults(func=_robustness)
 
     cd = sub.add_parser("config-docs", help="print the configuration reference (Markdown)")
     cd.set_defaults(func=_config_docs)

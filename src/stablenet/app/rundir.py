@@ -11,7 +11,7 @@ data safe in it:
 * **Only our files.**  ``--overwrite`` removes the files stablenet writes (:data:`OUTPUTS`) from a
   run directory and nothing else: a user's notes next to the run survive.  It refuses outright
   for an unmarked folder, the current folder, one of its parents, the home folder and ``/``.
-* **One writer.**  Commands that write into a run (train and resume, plot, analyze) hold an
+* **One writer.**  Commands that write into a run (train and resume, plot, analyze, robustness) hold an
   exclusive :func:`fcntl.flock` on ``.stablenet.lock`` inside it while they write.  The kernel
   drops the lock when its process ends however it ends (``kill -9`` included), so a lock is
   never stale: a lock file left by a dead process is simply free to take.  The lock is re-entrant
@@ -49,8 +49,11 @@ OUTPUTS = (
     "batch_norm_statistics.safetensors",
     "curves.png", "decision_regions.png", "feature_paths.png",  # stablenet plot
     "analysis/stability.json", "analysis/eigenvalues_block*.png", "analysis/sensitivity.png",  # analyze
-    ".*.tmp", "analysis/.*.tmp",
+    "robustness/robustness.json", "robustness/*.png",  # stablenet robustness
+    ".*.tmp", "analysis/.*.tmp", "robustness/.*.tmp",
 )
+#: the folders of OUTPUTS, removed by clear when nothing of the user's is left in them
+OUTPUT_FOLDERS = ("analysis", "robustness")
 
 _CHECKPOINT_FORMAT = "stablenet-checkpoint/1"  # checkpoint.FORMAT (not imported: keep this module light)
 
@@ -123,8 +126,9 @@ def clear(run_dir: Path) -> list[Path]:
             if path.is_file() or path.is_symlink():
                 path.unlink()
                 removed.append(path)
-    with contextlib.suppress(OSError):  # the analysis folder, if nothing of the user's is in it
-        (run_dir / "analysis").rmdir()
+    for folder in OUTPUT_FOLDERS:
+        with contextlib.suppress(OSError):  # only if nothing of the user's is in it
+            (run_dir / folder).rmdir()
     return removed
 
 
