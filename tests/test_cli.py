@@ -68,8 +68,8 @@ def test_config_docs_lists_every_section_and_key(capsys):
                 yield from tables(inner, path)
 
     found = list(tables(Config, ""))
-    assert {p for p, _ in found} == {"data", "data.augment", "model", "model.blocks", "training", "multilevel",
-                                     "parallel"}
+    assert {p for p, _ in found} == {"data", "data.augment", "model", "model.blocks", "training",
+                                     "training.adversarial", "multilevel", "parallel"}
     for path, model in [("top level", Config)] + found:
         assert any(path in h for h in headings), (path, headings)
         for key, field in model.model_fields.items():

@@ -39,6 +39,13 @@ network of that level before loading it.  The checkpoint records the current lev
 ``--resume`` rebuilds the network at that level before loading the weights and, when the
 checkpoint ends a level, refines exactly where the uninterrupted run would.
 
+Adversarial training, the ``[training.adversarial]`` table (:mod:`stablenet.app.adversarial`): in
+every batch a share of the points is replaced by FGSM / PGD adversarial examples against the
+current network (inside the data's domain and the ε-ball) before the step; the history gets an
+``adversarial_accuracy`` column.  The attacks' random starts are seeded from (seed, epoch, batch),
+not from the batch-order generator, so the batches are those of plain training and a resumed run
+repeats every attack exactly.
+
 The trainer in parts: :func:`train` checks and locks the run directory; a :class:`Trainer` then
 advances one :class:`~stablenet.app.train_state.TrainState` (exactly what a checkpoint holds) by
 :meth:`~Trainer.start` (set-up or resume), :meth:`~Trainer.run_epoch`, :meth:`~Trainer.next_level`
@@ -63,6 +70,7 @@ from ..conv_models import ConvODENet
 from ..models import ODEClassifier, get_loss
 from ..parallel.context import ParallelContext
 from . import rundir, runs
+from .adversarial import AdversarialBatches, batch_seed
 from .checkpoint import load_weights, save_batch_norm_statistics, save_checkpoint
 from .config import NEWTON_OPTIMIZERS, Config
 from .io import write_json
@@ -191,6 +199,11 @@ class Trainer:
         # mixed precision: the forward pass and loss under autocast; float16 with a dynamic loss scale
         self.autocast_dtype = None if t.mixed_precision == "none" else getattr(torch, t.mixed_precision)
         self.augment = None  # conv: random crop / flip of every training batch (set by start)
+        # [training.adversarial]: a share of every batch replaced by adversarial examples
+        try:
+            self.adversarial = AdversarialBatches.from_config(config, data)
+        except ValueError as error:  # ART missing: refused before the run directory is touched
+            raise TrainingError(str(error)) from None
         # the data on the device, set by start once build_model has checked training.device
         self.x_train = self.y_train = self.x_val = self.y_val = None
 
@@ -267,7 +280,7 @@ class Trainer:
         if epoch > self.level_ends[state.level - 1]:
             self.next_level(state)
         state.model.train()
-        loss_sum, correct = self._train_batches(state, epoch, bar)
+        loss_sum, correct, adversarial = self._train_batches(state, epoch, bar)
         if state.scheduler is not None and self.config.training.schedule != "onecycle":
             state.scheduler.step()
         correct = int(self.parallel.reduce_sum([correct])[0])
@@ -276,24 +289,31 @@ class Trainer:
         n = len(self.x_train)
         record = {"epoch": epoch, "train_loss": loss_sum / n, "train_accuracy": correct / n,
                   "val_loss": val_loss, "val_accuracy": val_acc, "lr": state.optimizer.param_groups[0]["lr"]}
+        if self.adversarial is not None:  # accuracy on the adversarial examples of the epoch's batches
+            record["adversarial_accuracy"] = adversarial[0] / adversarial[1]
         if self.multilevel:
             record.update(level=state.level, steps=sum(block.steps for block in state.model.blocks))
         self._end_epoch(state, record, seconds, bar)
 
-    def _train_batches(self, state: TrainState, epoch: int, bar) -> tuple[float, int]:
+    def _train_batches(self, state: TrainState, epoch: int, bar) -> tuple[float, int, tuple[int, int]]:
         """One pass over the training set in the generator's order; (Σ loss·batch size, correct)
-        over this data group's shards.  TrainingError at a non-finite loss (nothing of the epoch is
-        written)."""
+        over this data group's shards, and (correct, count) of the adversarial examples
+        (``[training.adversarial]``; (0, 0) without).  TrainingError at a non-finite loss (nothing
+        of the epoch is written)."""
         t = self.config.training
         n = len(self.x_train)
         order = torch.randperm(n, generator=state.generator).to(self.device)
         loss_sum, correct = 0.0, 0
+        adv_correct = adv_count = 0
         for b in range(self.batches):
             batch_idx = order[b * t.batch_size:(b + 1) * t.batch_size]
             idx = self.parallel.shard(batch_idx)  # this data-parallel group's part (all of it serially)
             xb, yb = self.x_train[idx], self.y_train[idx]
             if self.augment is not None:  # drawn from the batch-order generator: resume stays exact
                 xb = self.augment(xb, state.generator)
+            k = 0
+            if self.adversarial is not None:  # seeded by (seed, epoch, batch): resume stays exact
+                xb, k = self.adversarial.mix(state.model, xb, yb, batch_seed(self.config.seed, epoch, b))
             loss, scores = self._step(state, xb, yb, share=len(idx) / len(batch_idx))
             if state.scheduler is not None and t.schedule == "onecycle":  # a per-batch schedule
                 state.scheduler.step()
@@ -305,10 +325,12 @@ class Trainer:
                                     f"training stopped; {kept}. Try a smaller training.lr or a more "
                                     f"stable architecture.")
             loss_sum += batch_loss * len(batch_idx)
-            correct += int((scores.argmax(1) == yb).sum())
+            hits = scores.argmax(1) == yb
+            correct += int(hits.sum())
+            adv_correct, adv_count = adv_correct + int(hits[:k].sum()), adv_count + k
             if bar is not None:
                 bar.update(1)
-        return loss_sum, correct
+        return loss_sum, correct, (adv_correct, adv_count)
 
     def _step(self, state: TrainState, xb: torch.Tensor, yb: torch.Tensor, share: float):
         """One optimizer step on a batch; (its loss, its scores).  ``share``: this data group's part

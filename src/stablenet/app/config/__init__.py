@@ -49,7 +49,7 @@ from .loading import (apply_overrides, config_differences, load_config, parse_co
 from .model import (CONV_MODEL_KEYS, DENSE_MODEL_KEYS, MODEL_KINDS, TABLE_MODES, BlockConfig, ConvModelConfig,
                     DenseModelConfig, ModelConfig)
 from .reference import config_reference
-from .schema import (IMAGE_DATASETS, NEWTON_OPTIMIZERS, AugmentConfig, Config, DataConfig, MultilevelConfig,
+from .schema import (IMAGE_DATASETS, NEWTON_OPTIMIZERS, TRAINING_ATTACKS, AdversarialConfig, AugmentConfig, Config, DataConfig, MultilevelConfig,
                      ParallelConfig, TrainingConfig)
 
 __all__ = [
@@ -57,6 +57,6 @@ __all__ = [
     "apply_overrides", "config_differences", "load_config", "parse_config", "parse_saved_config",
     "read_config_text", "CONV_MODEL_KEYS", "DENSE_MODEL_KEYS", "MODEL_KINDS", "TABLE_MODES", "BlockConfig",
     "ConvModelConfig", "DenseModelConfig", "ModelConfig", "config_reference", "IMAGE_DATASETS",
-    "NEWTON_OPTIMIZERS", "AugmentConfig", "Config", "DataConfig", "MultilevelConfig", "ParallelConfig",
+    "NEWTON_OPTIMIZERS", "TRAINING_ATTACKS", "AdversarialConfig", "AugmentConfig", "Config", "DataConfig", "MultilevelConfig", "ParallelConfig",
     "TrainingConfig",
 ]

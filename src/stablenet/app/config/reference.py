@@ -10,10 +10,10 @@ from pydantic import BaseModel
 
 from .base import Choices
 from .model import MODEL_KINDS, BlockConfig
-from .schema import AugmentConfig, Config, DataConfig, MultilevelConfig, ParallelConfig, TrainingConfig
+from .schema import AdversarialConfig, AugmentConfig, Config, DataConfig, MultilevelConfig, ParallelConfig, TrainingConfig
 
 #: the keys that hold a table of their own (documented in its own section)
-_TABLES = ("data", "model", "training", "multilevel", "parallel", "augment")
+_TABLES = ("data", "model", "training", "multilevel", "parallel", "augment", "adversarial")
 
 
 def _choices(values) -> str:
@@ -71,6 +71,7 @@ def config_reference() -> str:
     for title, model in [("top level", Config), ("[data]", DataConfig),
                          ("[data.augment] (optional; convolutional models)", AugmentConfig), ("[model]", None),
                          ("[[model.blocks]]", BlockConfig), ("[training]", TrainingConfig),
+                         ("[training.adversarial] (optional)", AdversarialConfig),
                          ("[multilevel] (optional)", MultilevelConfig),
                          ("[parallel] (optional; torchrun)", ParallelConfig)]:
         out.append(f"### {title}\n\n| key | type | default | meaning |\n|---|---|---|---|")

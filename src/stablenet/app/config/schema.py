@@ -1,5 +1,5 @@
 """The tables of a configuration and the rules between them: ``[data]`` (``[data.augment]``),
-``[model]`` (:mod:`.model`), ``[training]``, ``[multilevel]``, ``[parallel]``, and :class:`Config`.
+``[model]`` (:mod:`.model`), ``[training]`` (``[training.adversarial]``), ``[multilevel]``, ``[parallel]``, and :class:`Config`.
 
 The rules kept here are training policy (which optimizer, precision or parallelism goes with
 which model); what makes a valid network is the library's (:mod:`stablenet.specs`).
@@ -83,6 +83,85 @@ IMAGE_DATASETS = ("digits", "fashion_mnist", "cifar10")
 NEWTON_OPTIMIZERS = ("gauss_newton", "newton")
 
 
+#: the attacks adversarial training can use (stablenet.robustness names); AutoAttack and the noises cannot
+TRAINING_ATTACKS = ("fgsm-linf", "fgsm-l2", "pgd-linf", "pgd-l2")
+#: PGD iterations and random starts of adversarial training when not set (Madry et al. 2018 train
+#: with 7–10 steps from one random start)
+DEFAULT_PGD_STEPS, DEFAULT_PGD_RESTARTS = 10, 1
+
+
+class AdversarialConfig(Strict):
+    """``[training.adversarial]``: adversarial training (Goodfellow et al. 2015; Madry et al. 2018).
+
+    In every training batch a share ``fraction`` of the points (the first ones of the batch, whose
+    order is random) is replaced by adversarial examples of the attack against the current
+    network, inside the data's domain and the ``eps``-ball around the clean points
+    (:func:`stablenet.robustness.perturb`); the optimizer then steps on the mixed batch.  The
+    attack's random starts are seeded from (seed, epoch, batch), so ``--resume`` stays exact.
+    """
+
+    attack: Literal["fgsm-linf", "fgsm-l2", "pgd-linf", "pgd-l2"] = Field(..., description="the attack that makes the adversarial examples: fgsm-linf, fgsm-l2 "
+                        "(one step of length eps), pgd-linf, pgd-l2 (projected gradient descent)")
+    eps: float = Field(..., ge=0, description="radius of the perturbation ball in the attack's norm, in input "
+                       "units (peaks: points in [-3, 3]²; images: pixels in [0, 1]); 0 trains on clean copies")
+    fraction: float = Field(0.5, description="share of every batch replaced by adversarial examples, in (0, 1] "
+                            "(0.5: Goodfellow et al.'s equal mix of clean and adversarial loss; 1: Madry et al.)")
+    steps: Optional[int] = Field(None, ge=1, le=MAX_COUNT, description=f"pgd: gradient steps (default "
+                                 f"{DEFAULT_PGD_STEPS}); fgsm takes one")
+    step_size: Optional[float] = Field(None, gt=0, description="pgd: step length as a multiple of eps "
+                                       "(default 2.5 / steps, as stablenet.robustness)")
+    restarts: Optional[int] = Field(None, ge=0, le=MAX_COUNT, description=f"pgd: random starts in the eps-ball "
+                                    f"(0: start at the clean point; default {DEFAULT_PGD_RESTARTS}); with more "
+                                    f"than one, a start that fools the network is kept")
+
+    @field_validator("attack", mode="before")
+    @classmethod
+    def _training_attack(cls, value):
+        if value in TRAINING_ATTACKS:
+            return value
+        if isinstance(value, str) and value.startswith("autoattack"):
+            raise ValueError(f"an evaluation ensemble (hundreds of steps and a query attack per point), not a "
+                             f"training attack; expected {', '.join(TRAINING_ATTACKS)}")
+        if value in ("gaussian", "uniform"):
+            raise ValueError(f"random noise, not an adversarial attack; expected {', '.join(TRAINING_ATTACKS)}")
+        raise ValueError(f"expected one of {', '.join(TRAINING_ATTACKS)}")
+
+    @field_validator("eps", "fraction", "step_size", mode="before")
+    @classmethod
+    def _number(cls, value):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError("expected a number")
+        return value
+
+    @field_validator("fraction", mode="after")
+    @classmethod
+    def _fraction(cls, value):
+        if not 0 < value <= 1:
+            raise ValueError("expected a fraction in (0, 1] of every batch")
+        return value
+
+    @model_validator(mode="after")
+    def _pgd_keys(self):
+        if self.attack.startswith("fgsm"):
+            for key in ("steps", "step_size", "restarts"):
+                value = getattr(self, key)
+                if value is not None and not (key == "steps" and value == 1):
+                    raise ValueError(f"training.adversarial.{key}: {value!r} applies to pgd attacks only; expected "
+                                     f"it unset with attack {self.attack!r} (one step of length eps from the "
+                                     f"clean point)")
+        return self
+
+    def attack_spec(self):
+        """The :class:`stablenet.robustness.Attack` of this table (defaults resolved)."""
+        from ...robustness import Attack
+
+        method, norm = self.attack.split("-")
+        if method == "fgsm":
+            return Attack("fgsm", norm)
+        return Attack("pgd", norm, steps=self.steps or DEFAULT_PGD_STEPS, step_size=self.step_size,
+                      restarts=DEFAULT_PGD_RESTARTS if self.restarts is None else self.restarts)
+
+
 class TrainingConfig(Strict):
     epochs: int = Field(20, ge=1, le=MAX_COUNT, description="number of passes over the training data "
                         "(with [multilevel]: ignored, see multilevel.epochs_per_level)")
@@ -139,6 +218,8 @@ class TrainingConfig(Strict):
         "on a CPU without bfloat16 units both are slower than float32")
     threads: int = Field(0, ge=0, le=MAX_THREADS,
                          description="torch CPU threads (0: torch's default; 1 is fastest for small networks)")
+    adversarial: Optional[AdversarialConfig] = Field(
+        None, description="adversarial training; see [training.adversarial]")
 
     @model_validator(mode="before")
     @classmethod
@@ -311,6 +392,15 @@ class Config(Strict):
                 replace(block.spec(), gradient="mgrit", gradient_options={})
             except ArgumentError as error:
                 raise ValueError(f"model.blocks.{k}.method: {block.method!r} with [parallel]: {error}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _adversarial_fits(self):
+        """[training.adversarial] attacks the whole network from every process; [parallel] splits it."""
+        if self.training.adversarial is not None and self.parallel is not None:
+            raise ValueError(f"training.adversarial: {self.training.adversarial.attack!r} with [parallel] (the "
+                             f"attack differentiates the whole network in one process; MGRIT splits it over "
+                             f"processes); expected [parallel] or [training.adversarial] unset")
         return self
 
     @model_validator(mode="after")
