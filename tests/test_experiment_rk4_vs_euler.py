@@ -198,8 +198,3 @@ def test_cli_prints_each_verdict_with_mean_std_n(quick, monkeypatch, capsys, tmp
         else:
             assert line.endswith(f"{record['mean']:.3g} ± {record['std']:.2g} (n = {record['n']})")
     assert lines[len(results["claims"])].startswith("rk4-vs-euler: done")
-    # the dict form of the other experiments still prints yes / NO
-    monkeypatch.setitem(EXPERIMENTS, "rk4-vs-euler", types.SimpleNamespace(
-        SUMMARY="", run=lambda out, quick=False: {"claims": {"a_holds": True, "b_fails": False}}))
-    assert cli.main(["experiment", "rk4-vs-euler", "--out", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.splitlines()[:2] == ["  yes  a_holds", "  NO   b_fails"]

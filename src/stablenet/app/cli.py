@@ -30,15 +30,10 @@ def _experiment(args) -> int:
     start = time.perf_counter()
     results = EXPERIMENTS[args.name].run(out, quick=args.quick)
     seconds = time.perf_counter() - start
-    claims = results.get("claims", {})
-    if isinstance(claims, list):            # verdict records (issue 17): verdict word, mean ± std (n)
-        from .experiments.verdict import describe
+    from .experiments.verdict import describe
 
-        for record in claims:
-            print(f"  {record['verdict']:12s}  {record['claim']}: {describe(record)}")
-    else:                                   # {claim: holds}
-        for claim, holds in claims.items():
-            print(f"  {'yes' if holds else 'NO ':3s}  {claim}")
+    for record in results["claims"]:        # verdict word, claim, mean ± std (n) or values vs target
+        print(f"  {record['verdict']:12s}  {record['claim']}: {describe(record)}")
     figures = ", ".join(results.get("figures", []))
     print(f"{args.name}: done in {seconds:.1f} s; wrote {out}/results.json and {figures}")
     return 0
