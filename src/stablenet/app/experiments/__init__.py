@@ -7,7 +7,7 @@ figures (PNG) and ``results.json`` into ``out_dir`` and returns the results.
 from __future__ import annotations
 
 from . import (adjoint_vs_discrete, antisymmetric_euler, discretization_impact, eigenvalues, loss_landscape, multilevel_newton,
-               objective_landscape, phase_plane, rk4_vs_euler, state_layers, verlet_longterm)
+               objective_landscape, phase_plane, rk4_vs_euler, robustness, state_layers, verlet_longterm)
 
 EXPERIMENTS = {
     "phase-plane": phase_plane,
@@ -21,6 +21,7 @@ EXPERIMENTS = {
     "loss-landscape": loss_landscape,
     "adjoint-vs-discrete": adjoint_vs_discrete,
     "multilevel-newton": multilevel_newton,
+    "robustness": robustness,
 }
 
 __all__ = ["EXPERIMENTS"]
