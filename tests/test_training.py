@@ -275,13 +275,22 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
         assert_cli_error(proc.stderr, expected)
 
 
-def test_train_help_lists_every_config_key():
+def test_train_help_is_short_and_points_to_the_config_reference():
+    """`train --help` fits a screen and names `stablenet config-docs`, one command away, which
+    documents every key (of [[model.blocks]] and [training] here; tests/test_cli.py checks every table)."""
     proc = run_cli("train", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) <= 40, proc.stdout
+    assert "stablenet config-docs" in proc.stdout
+    for option in ["--out", "--set", "--resume", "--overwrite", "--data-dir", "--quiet"]:
+        assert option in proc.stdout, option
+    docs = run_cli("config-docs")
+    assert docs.returncode == 0, docs.stderr
     from stablenet.app.config import BlockConfig, TrainingConfig
     for key in BlockConfig.model_fields:
-        assert f"`{key}`" in proc.stdout, key
+        assert f"`{key}`" in docs.stdout, key
     for key in TrainingConfig.model_fields:      # a sub-table has a section of its own
-        assert (f"[training.{key}]" if key == "adversarial" else f"`{key}`") in proc.stdout, key
+        assert (f"[training.{key}]" if key == "adversarial" else f"`{key}`") in docs.stdout, key
 
 
 def test_configuration_docs_are_generated_from_the_schema():

@@ -195,15 +195,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"stablenet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    from .config import config_reference
-
     tr = sub.add_parser("train", help="train a network from a TOML config",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog="configuration keys (docs/configuration.md):\n\n" + config_reference())
+                        epilog="examples:\n"
+                               "  stablenet train configs/peaks.toml\n"
+                               "  stablenet train configs/peaks.toml --out runs/short --set training.epochs=5\n\n"
+                               "every configuration key, its default and its meaning: stablenet config-docs\n"
+                               "(the same reference as docs/configuration.md)")
     tr.add_argument("config", help="TOML configuration file, e.g. configs/peaks.toml")
     tr.add_argument("--out", help="run directory (default runs/CONFIG-NAME)")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a config key, e.g. --set training.epochs=5 --set model.blocks.0.steps=64")
+                    help="override a config key (all keys: stablenet config-docs), e.g. --set training.epochs=5 "
+                    "--set model.blocks.0.steps=64")
     group = tr.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     group.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")

@@ -1,8 +1,8 @@
 """Typed, documented training configuration (TOML), validated with pydantic.
 
-A configuration has four tables and an optional fifth, ``[multilevel]``; every key is listed in
-``docs/configuration.md`` (generated from this schema by ``stablenet config-docs``) and in
-``stablenet train --help``:
+A configuration has the tables ``[data]``, ``[model]`` and ``[training]`` and optional ones
+(``[data.augment]``, ``[training.adversarial]``, ``[multilevel]``, ``[parallel]``); every key is
+listed by ``stablenet config-docs`` (and in ``docs/configuration.md``, generated from this schema):
 
 ```toml
 seed = 0
