@@ -51,6 +51,8 @@ def test_registered():
 def test_widths_match_the_free_parameter_counts():
     for quick in (True, False):
         for problem in robustness.problems(quick).values():
+            if robustness._is_conv(problem):     # tests/test_experiment_robustness_conv.py
+                continue
             for depth in problem["depths"]:
                 p = robustness._for_depth(problem, depth)
                 counts = {}
@@ -167,5 +169,6 @@ def test_parts_from_the_environment(monkeypatch):
     with pytest.raises(ValueError, match="unknown part"):
         robustness.selected_parts(False)
     monkeypatch.delenv(robustness.ENV_PARTS)
-    assert robustness.selected_parts(False) == ["peaks", "fashion-mnist"]
+    assert robustness.selected_parts(False) == ["peaks", "fashion-mnist", "conv", "conv-shipped"]
+    assert robustness.selected_parts(True) == ["peaks"]          # the conv quick parts run on their own
     assert os.environ.get(robustness.ENV_PARTS) is None

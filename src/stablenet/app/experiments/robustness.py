@@ -31,15 +31,39 @@ gradient masking; the empirical Lipschitz constant of input → logits (max over
 Adversarial training (PGD-L∞, the trainer's ``[training.adversarial]`` batch: ``app.adversarial``)
 of the best and the worst architecture by mean PGD-L∞ AUC at the shallow depth, same seeds.
 
-**Parts, units, resuming.**  The problems are parts (``peaks``; ``fashion-mnist``, dense; the conv
-networks are listed as not implemented).  Every unit (problem, architecture, depth, seed[,
+**Parts, units, resuming.**  The problems are parts (``peaks``; ``fashion-mnist``, dense; ``conv``,
+a small Fashion-MNIST conv layout over 3 seeds, and ``conv-shipped``, the shipped 94% parabolic
+conv network against a conv ResNet of the same layout, once each: :mod:`.robustness_conv`, trained
+by the app's trainer, whose run directories under ``runs/`` make an interrupted long training
+resume at its last epoch).  Every unit (problem, architecture, depth, seed[,
 adversarial]) writes ``units/<name>.json`` atomically with a fingerprint of its problem's
 settings; a rerun reuses every unit with the same fingerprint.  ``run(out_dir, quick)`` computes
 the parts named in ``STABLENET_ROBUSTNESS_PARTS`` (comma-separated; default: all implemented)
 and assembles ``results.json`` from every complete unit on disk; :func:`run_part` and ``python -m
 stablenet.app.experiments.robustness --part peaks --out DIR`` run one part.  A claim is judged only
 when its units are complete for at least 5 seeds (2 in ``--quick``); the others are listed under
-``pending`` with the reason.
+``pending`` with the reason.  The conv parts (3 seeds, 1 run) cannot meet that rule and are never
+judged: ``results.json["descriptive"]`` gives per architecture mean ± std and n of the clean
+accuracy, the AUCs and the Lipschitz constants and the paired differences to the ResNet, each
+labelled "described, not judged".  ``run(quick=True)`` runs peaks only (under a minute); the conv
+parts' quick settings (tiny: 256 images, 1 epoch, 2 seeds) run with ``run_part(out, "conv",
+quick=True)``.
+
+**Cost of the conv parts** (measured on this 2-core machine, one thread, while another
+study ran on the other core; extrapolated, not run).  Small layout, 10,000 images: one training
+epoch took 9.4 s for parabolic-Euler and 45 s for antisymmetric-RK4.  A forward + backward pass
+of 128 images costs, relative to parabolic-Euler (0.17 s): ResNet 0.95, antisymmetric-RK4 4.2,
+antisymmetric-Euler 1.24, Hamiltonian-Verlet 1.14, i.e. 8.5 parabolic-Euler units for the five
+networks.  Measuring one parabolic-Euler unit (200 images) took about 200 s: noise 1.4 s, FGSM
+4.7 s, PGD-L∞ 24 s, PGD-L2 17 s, AutoAttack-L∞ 195 s at 5 sizes (so about 117 s at the 3 sizes
+used), step check and Lipschitz constant about 38 s.  So one seed costs about 10 · 9.4 · 8.5 ≈ 800 s
+of training plus 200 · 8.5 ≈ 1,700 s of attacks, about 43 min, and the ``conv`` part (3 seeds,
+15 units) about 2.1 h; the longest training (antisymmetric-RK4) about 7.5 min, within issue 18's
+10 minutes.  ``conv-shipped``: a batch costs 2.6× (parabolic) and 1.8× (ResNet) the small
+parabolic's, so 22 epochs of 430 batches take about 73 and 50 min and the attacks about 9 and
+6 min: about 2.3 h.  Both conv parts: about 4.4 h on one core (2.2 h with the two parts on two
+cores), more than issue 18's 3 hours for the whole experiment; AutoAttack is half the attack
+time (fewer sizes or images, or its default being skipped, are the knobs).)
 
 **Deviations and why.**  (1) Widths 7/10/7/7 on peaks instead of the seeds' 8: with width 7 the
 free parameter counts of the four dynamics can be matched within 3%.  (2) 500 training points per
@@ -70,6 +94,7 @@ from pathlib import Path
 import torch
 
 from ..io import write_json
+from . import robustness_conv as conv
 from . import robustness_study as study
 from .robustness_plots import plot_problem
 from .verdict import check, judge
@@ -92,10 +117,12 @@ ATTACK_SETTINGS = {
     "pgd-l2": {"method": "pgd", "norm": "l2", "steps": 20, "restarts": 1},
 }
 #: parts listed but not implemented yet (results.json "pending")
-NOT_IMPLEMENTED = {
-    "conv": "convolutional networks (a smaller Fashion-MNIST conv layout, 3 seeds) and the shipped 94% parabolic "
-            "conv network vs a conv ResNet: not implemented yet (no trained conv network is shipped in the repository)",
-}
+NOT_IMPLEMENTED: dict = {}
+#: the convolutional parts (robustness_conv.py): described, not judged (3 seeds / 1 run < MIN_SEEDS)
+CONV_PARTS = ("conv", "conv-shipped")
+#: what ``run(quick=True)`` computes without STABLENET_ROBUSTNESS_PARTS (the conv parts' quick
+#: settings are run on their own: ``run_part(out, "conv", quick=True)``)
+QUICK_DEFAULT_PARTS = ("peaks",)
 
 
 def count(dynamics: str, w, *, in_features: int, n_classes: int, depth: int) -> int:
@@ -132,7 +159,8 @@ def problems(quick: bool) -> dict:
                  "training": {"epochs": {"4": 30}, "batch_size": 100, "lr": 0.01},
                  "eps": [0.0, 0.1, 0.3], "eval_per_class": 10, "step_check": None,
                  "adversarial": {"eps": 0.1, "steps": 3, "fraction": 0.5, "epochs": 10}}
-        return {"peaks": _problem("peaks", "peaks", peaks, attacks, settings, 2)}
+        return {"peaks": _problem("peaks", "peaks", peaks, attacks, settings, 2),
+                **conv.problems(True, ATTACK_SETTINGS)}
     peaks = {"data_options": {"n_train_per_class": 500, "n_val_per_class": 100, "n_test_per_class": 40},
              "depths": [8, 64], "seeds": 5, "resnet_width": 7, "T": 5.0,
              "training": {"epochs": {"8": 100, "64": 60}, "batch_size": 100, "lr": 0.01},
@@ -145,7 +173,12 @@ def problems(quick: bool) -> dict:
                "step_check": {"attack": "pgd-linf", "eps": 0.02, "factor": 5},
                "adversarial": {"eps": 0.02, "steps": 5, "fraction": 0.5}}
     return {"peaks": _problem("peaks", "peaks", peaks, attacks, settings, 2),
-            "fashion-mnist": _problem("fashion-mnist", "fashion_mnist", fashion, attacks, settings, 784, 10)}
+            "fashion-mnist": _problem("fashion-mnist", "fashion_mnist", fashion, attacks, settings, 784, 10),
+            **conv.problems(False, ATTACK_SETTINGS)}
+
+
+def _is_conv(problem: dict) -> bool:
+    return problem.get("kind") in ("conv", "conv-shipped")
 
 
 def _problem(name, dataset, p, attacks, settings, in_features, n_classes=5) -> dict:
@@ -162,7 +195,10 @@ def _for_depth(problem: dict, depth: int) -> dict:
 
 def _units(units_dir: Path, problem: dict, *, compute: bool, only: str | None = None) -> dict:
     """{(arch, depth, seed, adversarial): unit} of the part: plain units first (shallow depth, deep),
-    then adversarial training of the best and worst architecture once the shallow depth is complete."""
+    then adversarial training of the best and worst architecture once the shallow depth is complete.
+    Conv parts: every architecture per seed (robustness_conv.units), no adversarial units."""
+    if _is_conv(problem):
+        return conv.units(units_dir, problem, compute=compute and only != "adversarial")
     found = {}
     if only != "adversarial":
         for depth in problem["depths"]:
@@ -283,6 +319,8 @@ def assess(problem: dict, found: dict, minimum: int) -> tuple[list, list, dict]:
 
 
 def _expected_units(problem: dict) -> int:
+    if _is_conv(problem):
+        return conv.expected_units(problem)
     return len(problem["depths"]) * problem["seeds"] * len(ARCHS) + 2 * problem["seeds"]
 
 
@@ -291,16 +329,20 @@ def assemble(out_dir: Path, quick: bool, started: float) -> dict:
     units_dir = out_dir / "units"
     minimum = 2 if quick else MIN_SEEDS
     results = {"quick": quick, "settings": {}, "seeds": {}, "parts": {}, "per_seed": {}, "claims": [],
-               "pending": [], "figures": []}
+               "pending": [], "descriptive": [], "figures": []}
     for name, problem in problems(quick).items():
         found = _units(units_dir, problem, compute=False)
         results["settings"][name] = problem
         if not found:
             results["pending"].append(f"part {name}: not run (0 of {_expected_units(problem)} units)")
             continue
-        claims, pending, per_seed = assess(problem, found, minimum)
-        results["claims"] += claims
-        results["pending"] += pending
+        if _is_conv(problem):
+            descriptive, per_seed = conv.describe(problem, found, minimum)
+            results["descriptive"] += descriptive
+        else:
+            claims, pending, per_seed = assess(problem, found, minimum)
+            results["claims"] += claims
+            results["pending"] += pending
         results["per_seed"][name] = per_seed
         results["seeds"][name] = sorted({k[2] for k in found})
         us = list(found.values())
@@ -309,7 +351,7 @@ def assemble(out_dir: Path, quick: bool, started: float) -> dict:
                                   "unit_wall_seconds": sum(u["seconds"] for u in us)}
         if len(us) < _expected_units(problem):
             results["pending"].append(f"part {name}: {len(us)} of {_expected_units(problem)} units complete")
-        results["figures"] += plot_problem(out_dir, problem, per_seed, ARCHS)
+        results["figures"] += plot_problem(out_dir, problem, per_seed, problem.get("archs", ARCHS))
     results["pending"] += [f"part {k}: {v}" for k, v in NOT_IMPLEMENTED.items()]
     results["seconds"] = time.perf_counter() - started
     write_json(out_dir / "results.json", results)
@@ -320,7 +362,7 @@ def selected_parts(quick: bool) -> list[str]:
     names = list(problems(quick))
     env = os.environ.get(ENV_PARTS)
     if not env:
-        return names
+        return list(QUICK_DEFAULT_PARTS) if quick else names
     chosen = [p.strip() for p in env.split(",") if p.strip()]
     unknown = [p for p in chosen if p not in names]
     if unknown:
@@ -370,9 +412,19 @@ def main(argv=None) -> int:
     results = run_part(args.out, args.part, quick=args.quick, only=args.only)
     for c in results["claims"]:
         print(f"{c['verdict']:>12}  {c['claim']}  [{c['mean']:.3g} ± {c['std']:.2g}, n = {c['n']}]")
+    for d in results["descriptive"]:
+        auc = d["auc_points"].get("pgd-linf") or next(iter(d["auc_points"].values()), {})
+        print(f"{'described':>12}  {d['part']}, {d['architecture']}: clean {_ms(d['clean_accuracy_points'])}, "
+              f"PGD-L∞ AUC {_ms(auc)} points (n = {d['clean_accuracy_points']['n']}; not judged)")
     for line in results["pending"]:
         print("pending:", line)
     return 0 if math.isfinite(results["seconds"]) else 1
+
+
+def _ms(s: dict) -> str:
+    if not s or s.get("mean") is None:
+        return "n/a"
+    return f"{s['mean']:.3g}" + (f" ± {s['std']:.2g}" if s.get("std") is not None else "")
 
 
 if __name__ == "__main__":

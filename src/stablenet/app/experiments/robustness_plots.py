@@ -19,12 +19,12 @@ def plot_problem(out_dir: Path, problem: dict, per_seed: dict, archs) -> list[st
     empirical / certified Lipschitz constants).  Returns the file names."""
     plt = pyplot()
     name, depths, attacks = problem["name"], problem["depths"], problem["attacks"]
-    eps = np.asarray(problem["eps"])
     fig, axes = plt.subplots(len(depths), len(attacks), figsize=(3.4 * len(attacks), 3.0 * len(depths)),
                              squeeze=False)
     for i, depth in enumerate(depths):
         for j, attack in enumerate(attacks):
             ax = axes[i, j]
+            eps = np.asarray(problem.get("attack_eps", {}).get(attack, problem["eps"]))  # conv: AutoAttack's own
             for arch in archs:
                 curves = np.asarray(per_seed[str(depth)][arch]["curves"][attack], dtype=float)
                 if curves.size == 0:
