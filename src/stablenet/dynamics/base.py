@@ -37,7 +37,11 @@ from .. import _checks
 from ..timegrid import ControlGrid
 
 
-def smooth_relu(x: torch.Tensor, eta: float = 0.1) -> torch.Tensor:
+#: η of the ``"smooth_relu"`` activation
+SMOOTH_RELU_ETA = 0.1
+
+
+def smooth_relu(x: torch.Tensor, eta: float = SMOOTH_RELU_ETA) -> torch.Tensor:
     """ReLU with the kink replaced by a quadratic on |x| ≤ η (C¹; Meganet's smoothReluActivation).
 
     0 for x < −η, x²/(4η) + x/2 + η/4 for |x| ≤ η, x for x > η.
@@ -52,6 +56,36 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "smooth_relu": smooth_relu,
     "identity": lambda x: x,
 }
+
+
+def _smooth_relu_pullback(v: torch.Tensor, a: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    # σ'(a) = clamp(a, −η, η)/(2η) + ½: 0 below −η, 1 above η, the quadratic's slope between
+    eta = SMOOTH_RELU_ETA
+    return torch.clamp(a, -eta, eta).div_(2 * eta).add_(0.5).mul_(v)
+
+
+#: v ⊙ σ'(a) from the pre-activation a and the value s = σ(a): the pullback of each activation
+#: of :data:`ACTIVATIONS` as the explicit vector-Jacobian products (:meth:`Dynamics.vjp`) use it
+#: (tanh and relu in terms of s, as torch's own backward computes them); an activation missing
+#: here makes :meth:`Dynamics.vjp` return None (the gradient modes then use autograd)
+ACTIVATION_PULLBACKS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "tanh": lambda v, a, s: torch.ops.aten.tanh_backward(v, s),
+    "relu": lambda v, a, s: torch.ops.aten.threshold_backward(v, s, 0),
+    "smooth_relu": _smooth_relu_pullback,
+    "identity": lambda v, a, s: v,
+}
+
+#: ``pullback(v, scale, add_to, theta_grads)`` of :meth:`Dynamics.vjp`
+Pullback = Callable[[torch.Tensor, float, "torch.Tensor | None", tuple], torch.Tensor]
+
+
+def addmm_into(add_to: torch.Tensor | None, m1: torch.Tensor, m2: torch.Tensor, scale: float) -> torch.Tensor:
+    """add_to + scale·m1 m2, added into ``add_to`` in place (None: a new tensor)."""
+    if add_to is None:
+        out = torch.mm(m1, m2)
+        return out if scale == 1.0 else out.mul_(scale)
+    return add_to.addmm_(m1, m2, alpha=scale)
+
 
 NORMALIZATIONS = (None, "layer")
 
@@ -196,6 +230,34 @@ class Dynamics(nn.Module):
 
     def forward(self, y, *theta):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def vjp(self, arg: torch.Tensor, *theta: torch.Tensor, stream: str | None = None
+            ) -> tuple[torch.Tensor, Pullback] | None:
+        """f at one stage together with its explicit vector-Jacobian product, or None.
+
+        ``stream`` None evaluates ``forward(arg, *theta)``; ``"dy"``/``"dz"`` the stream-wise
+        right-hand sides ``dy(arg, *theta)``/``dz(arg, *theta)`` of a two-stream dynamics.
+        Returns ``(out, pullback)`` (the shape of ``torch.func.vjp``): ``out`` the value, equal to
+        what that method returns (no autograd graph), and ``pullback(v, scale, add_to,
+        theta_grads)``, which returns ``add_to + scale·J_argᵀv``, added into ``add_to`` in place
+        (``add_to`` None: a new tensor), and adds ``scale·J_θᵀv`` in place into ``theta_grads``,
+        tensors shaped like ``theta``.  The pullback reuses what the evaluation computed (σ(a),
+        a), so a stage costs one evaluation and one VJP, with no autograd graph.
+
+        The default, None, means "no explicit VJP here": the memory-lean gradient modes
+        (``gradient="reversible"``) then record the evaluation with autograd and differentiate
+        it with one ``torch.autograd.grad``.  The dense dynamics override it for the
+        configurations they can write by hand (no normalization, a 2-D state, an activation of
+        :data:`ACTIVATION_PULLBACKS`); tests/test_dynamics_vjp.py checks each against autograd.
+        """
+        return None
+
+    def _activation_pullback(self, arg: torch.Tensor):
+        """The activation's entry of :data:`ACTIVATION_PULLBACKS` where an explicit VJP of a dense
+        σ(linear) layer applies (no normalization, a (batch, width) state), else None."""
+        if self.normalization is not None or arg.dim() != 2:
+            return None
+        return ACTIVATION_PULLBACKS.get(self.activation_name)
 
     @torch.no_grad()
     def prolongate(self, interpolation: str = "constant") -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from .. import _checks
-from .base import Dynamics
+from .base import Dynamics, addmm_into
 
 
 class Hamiltonian(Dynamics):
@@ -45,6 +45,40 @@ class Hamiltonian(Dynamics):
     def forward(self, state, K, b_y, b_z):
         y, z = state
         return (self.dy(z, K, b_y, b_z), self.dz(y, K, b_y, b_z))
+
+    def vjp(self, arg, K, b_y, b_z, *, stream=None):
+        """``dy``/``dz`` with their explicit VJP (:meth:`Dynamics.vjp`; ``stream`` "dy" or "dz").
+
+        With a = K z + b_y, s = σ(a), u = σ'(a) ⊙ v:  J_zᵀv = Kᵀu, ∂/∂K = u zᵀ, ∂/∂b_y = u,
+        summed over the batch; for dz = −σ(Kᵀy + b_z) the same with K ↔ Kᵀ and a minus sign.
+        """
+        pull = self._activation_pullback(arg)
+        if pull is None or stream not in ("dy", "dz"):
+            return None
+        if stream == "dy":  # arg = z
+            a = F.linear(arg, K, b_y)
+            s = self.activation(a)
+
+            def pullback(v, scale, add_to, theta_grads):
+                u = pull(v, a, s)
+                g_K, g_b = theta_grads[0], theta_grads[1]
+                g_K.addmm_(u.T, arg, alpha=scale)
+                g_b.add_(u.sum(0), alpha=scale)
+                return addmm_into(add_to, u, K, scale)
+
+            return s, pullback
+        KT = K.transpose(-1, -2)  # arg = y
+        a = F.linear(arg, KT, b_z)
+        s = self.activation(a)
+
+        def pullback(v, scale, add_to, theta_grads):
+            u = pull(v, a, s)  # the cotangent of s is −v: the minus sign goes into the scales
+            g_K, g_b = theta_grads[0], theta_grads[2]
+            g_K.addmm_(arg.T, u, alpha=-scale)
+            g_b.add_(u.sum(0), alpha=-scale)
+            return addmm_into(add_to, u, KT, -scale)
+
+        return -s, pullback
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", width_z={self.width_z}"

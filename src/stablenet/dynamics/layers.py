@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _checks
-from .base import Dynamics
+from .base import Dynamics, addmm_into
 
 
 class SingleLayer(Dynamics):
@@ -30,6 +30,23 @@ class SingleLayer(Dynamics):
             return self.activation(F.linear(y, K, b))
         return self._pre_activation(F.linear(y, K), b)
 
+    def vjp(self, y, K, b, *, stream=None):
+        """f with its explicit VJP (:meth:`Dynamics.vjp`): with a = KY + b, u = σ'(a) ⊙ v,
+        J_Yᵀv = Kᵀu, ∂/∂K = u Yᵀ, ∂/∂b = u (summed over the batch)."""
+        pull = self._activation_pullback(y)
+        if pull is None or stream is not None:
+            return None
+        a = F.linear(y, K, b)
+        s = self.activation(a)
+
+        def pullback(v, scale, add_to, theta_grads):
+            u = pull(v, a, s)
+            theta_grads[0].addmm_(u.T, y, alpha=scale)
+            theta_grads[1].add_(u.sum(0), alpha=scale)
+            return addmm_into(add_to, u, K, scale)
+
+        return s, pullback
+
 
 class DoubleLayer(Dynamics):
     """f(Y, θ) = K₂ σ(K₁Y + b), θ = (K₁, b, K₂), K₁ ∈ R^{m×w}, K₂ ∈ R^{w×m} (m = ``hidden``)."""
@@ -46,6 +63,24 @@ class DoubleLayer(Dynamics):
         if self.normalization is None:
             return F.linear(self.activation(F.linear(y, K1, b)), K2)
         return F.linear(self._pre_activation(F.linear(y, K1), b), K2)
+
+    def vjp(self, y, K1, b, K2, *, stream=None):
+        """f with its explicit VJP (:meth:`Dynamics.vjp`): with a = K₁Y + b, s = σ(a),
+        u = σ'(a) ⊙ K₂ᵀv: J_Yᵀv = K₁ᵀu, ∂/∂K₁ = u Yᵀ, ∂/∂b = u, ∂/∂K₂ = v sᵀ."""
+        pull = self._activation_pullback(y)
+        if pull is None or stream is not None:
+            return None
+        a = F.linear(y, K1, b)
+        s = self.activation(a)
+
+        def pullback(v, scale, add_to, theta_grads):
+            u = pull(torch.mm(v, K2), a, s)
+            theta_grads[0].addmm_(u.T, y, alpha=scale)
+            theta_grads[1].add_(u.sum(0), alpha=scale)
+            theta_grads[2].addmm_(v.T, s, alpha=scale)
+            return addmm_into(add_to, u, K1, scale)
+
+        return F.linear(s, K2), pullback
 
 
 class Parabolic(Dynamics):
@@ -69,3 +104,20 @@ class Parabolic(Dynamics):
         else:
             s = self._pre_activation(F.linear(y, K), b)
         return -torch.matmul(s, K)
+
+    def vjp(self, y, K, b, *, stream=None):
+        """f with its explicit VJP (:meth:`Dynamics.vjp`): with a = KY + b, s = σ(a),
+        u = σ'(a) ⊙ Kv: J_Yᵀv = −Kᵀu, ∂/∂K = −(u Yᵀ + s vᵀ), ∂/∂b = −u."""
+        pull = self._activation_pullback(y)
+        if pull is None or stream is not None:
+            return None
+        a = F.linear(y, K, b)
+        s = self.activation(a)
+
+        def pullback(v, scale, add_to, theta_grads):
+            u = pull(F.linear(v, K), a, s)
+            theta_grads[0].addmm_(u.T, y, alpha=-scale).addmm_(s.T, v, alpha=-scale)
+            theta_grads[1].add_(u.sum(0), alpha=-scale)
+            return addmm_into(add_to, u, K, -scale)
+
+        return -torch.matmul(s, K), pullback

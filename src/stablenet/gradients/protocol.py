@@ -16,7 +16,11 @@ The members, by what a mode does with them:
   enter a custom ``torch.autograd.Function`` as inputs and receive its gradients (adding a stage's
   θ-gradient into them is ``StageThetas.accumulate``, the adjoint of interpolation);
 * solve on another time grid (the continuous adjoint, MGRIT's coarse levels): ``control_grid``
-  (θ(t) at arbitrary times) and ``dynamics(state, *theta)``, f evaluated at one stage's θ.
+  (θ(t) at arbitrary times) and ``dynamics(state, *theta)``, f evaluated at one stage's θ;
+* optionally, an explicit vector-Jacobian product: ``dynamics.vjp(arg, *theta, stream=…)`` →
+  ``(f, pullback)`` or None (:meth:`stablenet.dynamics.Dynamics.vjp`).  ``reversible`` uses it
+  where it is there and not None, and autograd on ``rhs`` otherwise, so a dynamics without it
+  (a plain object with the protocol) is differentiated all the same.
 """
 
 from __future__ import annotations

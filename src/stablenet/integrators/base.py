@@ -51,8 +51,10 @@ class Integrator:
     Reversible schemes (Verlet, leapfrog) also implement ``step_back(f, j, state, h, memory)``,
     the exact inverse of ``step`` returning the (state, memory) before step j, and
     ``step_vjp(vjp, j, state, memory, h, g_state, g_memory)``, the step's vector-Jacobian
-    product written with the right-hand side's ``vjp`` (used by ``gradient="reversible"``); see
-    :func:`is_reversible`.
+    product written with the right-hand side's ``vjp(stream, c, cotangent, arg, scale, add_to)``
+    = ``add_to + scale·J_fᵀ·cotangent`` of the evaluation at stage offset c, ``add_to`` updated in
+    place (so a scheme passes a tensor it no longer needs, or a fresh one) (used by
+    ``gradient="reversible"``, which supplies it); see :func:`is_reversible`.
     """
 
     name: ClassVar[str] = ""

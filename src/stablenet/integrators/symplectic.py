@@ -50,16 +50,17 @@ class Verlet(Integrator):
 
     def step_vjp(self, vjp, j, state, memory, h, g_state, g_memory):
         """Pull the cotangents of (Y_{j+1}, Z_{j+1/2}) back through step j (``state`` is the
-        pair before the step).  ``vjp(stream, c, cotangent, arg)`` returns J_fᵀ·cotangent for the
-        evaluation of the ``stream`` ("dy"/"dz") right-hand side at stage offset c and argument
-        ``arg`` (and adds its weights' share of the gradient): the shears in reverse order,
+        pair before the step).  ``vjp(stream, c, cotangent, arg, scale, add_to)`` returns
+        ``add_to + scale·J_fᵀ·cotangent``, in place in ``add_to``, for the evaluation of the
+        ``stream`` ("dy"/"dz") right-hand side at stage offset c and argument ``arg`` (and adds
+        its weights' share of the gradient): the shears in reverse order,
 
-            Z̄ += J_{f_y}ᵀ (h Ȳ)   (through Y_{j+1} = Y_j + h f_y(Z_{j+1/2})),
-            Ȳ += J_{f_z}ᵀ (h Z̄)   (through Z_{j+1/2} = Z_{j−1/2} + h f_z(Y_j)).
+            Z̄ += h J_{f_y}ᵀ Ȳ   (through Y_{j+1} = Y_j + h f_y(Z_{j+1/2})),
+            Ȳ += h J_{f_z}ᵀ Z̄   (through Z_{j+1/2} = Z_{j−1/2} + h f_z(Y_j)).
         """
         gy, gz = g_state
-        gz = gz + vjp("dy", 0.5, h * gy, None)
-        gy = gy + vjp("dz", 0.0, h * gz, state[0])
+        gz = vjp("dy", 0.5, gy, None, h, gz)
+        gy = vjp("dz", 0.0, gz, state[0], h, gy)
         return (gy, gz), None
 
 
@@ -101,12 +102,13 @@ class Leapfrog(Integrator):
     def step_vjp(self, vjp, j, y, memory, h, g_state, g_memory):
         """Pull the cotangents (Ȳ_{j+1}, M̄) of (Y_{j+1}, memory Y_j) back through step j to
         (Y_j, memory Y_{j−1}); ``y``/``memory`` are the values before the step and
-        ``vjp(None, 0.0, cotangent, arg)`` returns J_fᵀ·cotangent at ``arg`` = Y_j:
+        ``vjp(None, 0.0, cotangent, arg, scale, add_to)`` returns ``add_to + scale·J_fᵀ·cotangent``
+        (in place in ``add_to``, here always a fresh tensor) at ``arg`` = Y_j:
 
-            Ȳ_j = 2 Ȳ_{j+1} + J_fᵀ (h² Ȳ_{j+1}) + M̄,   Ȳ_{j−1} = −Ȳ_{j+1}
-        (at j = 0: Ȳ_0 = Ȳ_1 + J_fᵀ (½h² Ȳ_1) + M̄).
+            Ȳ_j = 2 Ȳ_{j+1} + M̄ + h² J_fᵀ Ȳ_{j+1},   Ȳ_{j−1} = −Ȳ_{j+1}
+        (at j = 0: Ȳ_0 = Ȳ_1 + M̄ + ½h² J_fᵀ Ȳ_1).
         """
         (g_mem,) = g_memory
         if memory is None:
-            return g_state + vjp(None, 0.0, 0.5 * h * h * g_state, y) + g_mem, None
-        return 2.0 * g_state + vjp(None, 0.0, h * h * g_state, y) + g_mem, -g_state
+            return vjp(None, 0.0, g_state, y, 0.5 * h * h, g_state + g_mem), None
+        return vjp(None, 0.0, g_state, y, h * h, torch.add(g_mem, g_state, alpha=2.0)), -g_state
