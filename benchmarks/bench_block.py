@@ -11,6 +11,9 @@ autograd work: ``out = impl(x)``, ``out.square().sum().backward()`` in float32, 
 * **fused loop**: the same loop with each update written as one ``torch.add(y, k, alpha=…)``,
   as stablenet does internally: the tightest baseline, the limit for any wrapper.
 * **stablenet**: ``ODEBlock(SingleLayer(w, nt=N), T=1, steps=N, method=m, controls="constant")``.
+* **compiled**: the same block through ``torch.compile(block, fullgraph=True)`` (inductor, the
+  whole N-step loop unrolled into one graph); its compile time (first forward + backward) is
+  reported apart, with the number of training steps after which it pays back.
 * **torchdiffeq**: ``odeint(func, y0, [0, T], method=m, options={"step_size": h})`` (plus
   ``"perturb": True`` for RK4, see :class:`Torchdiffeq`) with ``func(t, y)`` picking the weight
   slice of the step that contains t.  Note that torchdiffeq's ``"rk4"`` is Kutta's 3/8 rule
@@ -47,7 +50,7 @@ from _machine import cpu_model
 
 T = 1.0
 WARMUP = 3
-IMPLEMENTATIONS = ("loop", "fused", "stablenet", "torchdiffeq")
+IMPLEMENTATIONS = ("loop", "fused", "stablenet", "compiled", "torchdiffeq")
 STAGES = {"euler": 1, "rk4": 4}
 TOLERANCE = 1e-5  # relative float32 agreement of results computed in different op orders
 
@@ -67,6 +70,8 @@ CASES = {
     "b": Case(64, 64, 1024, "rk4"),
     "c": Case(8, 256, 1024, "euler"),
     "d": Case(8, 256, 1024, "rk4"),
+    "e": Case(16, 256, 32, "euler"),
+    "f": Case(16, 256, 32, "rk4"),
 }
 
 
@@ -169,6 +174,29 @@ class Stablenet:
         return self.block(x)
 
 
+class Compiled(Stablenet):
+    """``torch.compile(block, fullgraph=True)`` (default inductor backend) on a copy of the block's
+    weights; ``compile_s`` is the first call's forward + backward (tracing and code generation)."""
+
+    def __init__(self, block):
+        import copy
+
+        block = copy.deepcopy(block)
+        super().__init__(block)
+        self.block = torch.compile(block, fullgraph=True)
+        self.compile_s = None
+
+    def __call__(self, x):
+        return self.block(x)
+
+    def warm(self, x, sync):
+        sync()
+        start = time.perf_counter()
+        self.block(x).square().sum().backward()
+        sync()
+        self.compile_s = time.perf_counter() - start
+
+
 def build(case: Case, device: torch.device) -> dict[str, Callable]:
     """The three implementations on identical weights (each with its own leaf tensors)."""
     torch.manual_seed(0)
@@ -184,6 +212,7 @@ def build(case: Case, device: torch.device) -> dict[str, Callable]:
         "loop": Loop(leaves(K), leaves(b), case.method),
         "fused": Loop(leaves(K), leaves(b), case.method, style="fused"),
         "stablenet": Stablenet(block),
+        "compiled": Compiled(block),
         "torchdiffeq": Torchdiffeq(leaves(K), leaves(b), case.method),
     }
 
@@ -213,13 +242,14 @@ def check(case: Case, impls, x) -> dict[str, float]:
     expected = [j for j in range(case.steps) for _ in range(STAGES[case.method])]
     assert seen == expected, "torchdiffeq did not take N steps with every stage on its own slice"
 
+    impls["compiled"].warm(x, lambda: None)
     out_ref, grad_ref = output_and_input_grad(impls["loop"], x)
     diffs = {}
-    for name in ("fused", "stablenet", "torchdiffeq"):
+    for name in ("fused", "stablenet", "compiled", "torchdiffeq"):
         out, grad = output_and_input_grad(impls[name], x)
         diffs[f"{name} out"] = relative_difference(out, out_ref)
         diffs[f"{name} grad"] = relative_difference(grad, grad_ref)
-    same_scheme = ["fused", "stablenet"] + (["torchdiffeq"] if case.method == "euler" else [])
+    same_scheme = ["fused", "stablenet", "compiled"] + (["torchdiffeq"] if case.method == "euler" else [])
     for name in same_scheme:
         for what in ("out", "grad"):
             assert diffs[f"{name} {what}"] < TOLERANCE, f"{name} {what} differs from the loop: {diffs}"
@@ -277,23 +307,27 @@ def main() -> None:
         impls = build(case, device)
         x = torch.randn(case.batch, case.width, device=device)
         agreement.append((key, case, check(case, impls, x)))
-        timings.append((key, case, benchmark(impls, x, args.repeats, sync)))
+        timings.append((key, case, benchmark(impls, x, args.repeats, sync), impls["compiled"].compile_s))
 
-    print("| case | loop ms | fused loop ms | stablenet ms | torchdiffeq ms | stablenet/loop "
-          "| stablenet/fused loop | torchdiffeq/loop |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for key, case, t in timings:
+    print("| case | loop ms | fused loop ms | stablenet ms | compiled ms | torchdiffeq ms | stablenet/loop "
+          "| compiled/loop | torchdiffeq/loop | compile s | pays back after (steps) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for key, case, t, compile_s in timings:
         ms = {name: 1e3 * t[name] for name in IMPLEMENTATIONS}
+        saved = t["stablenet"] - t["compiled"]
+        payback = f"{math.ceil(compile_s / saved)}" if saved > 0 else "never"
         print(f"| {case.label(key)} | {ms['loop']:.2f} | {ms['fused']:.2f} | {ms['stablenet']:.2f} "
-              f"| {ms['torchdiffeq']:.2f} | {t['stablenet'] / t['loop']:.2f} | {t['stablenet'] / t['fused']:.2f} "
-              f"| {t['torchdiffeq'] / t['loop']:.2f} |")
+              f"| {ms['compiled']:.2f} | {ms['torchdiffeq']:.2f} | {t['stablenet'] / t['loop']:.2f} "
+              f"| {t['compiled'] / t['loop']:.2f} | {t['torchdiffeq'] / t['loop']:.2f} | {compile_s:.1f} | {payback} |")
 
     print("\nmax |impl - loop| / max |loop| of the output and of its gradient w.r.t. x "
           "(torchdiffeq's rk4 is the 3/8 rule: not the same scheme)\n")
-    print("| case | stablenet out | stablenet grad x | torchdiffeq out | torchdiffeq grad x |")
-    print("|---|---:|---:|---:|---:|")
+    print("| case | stablenet out | stablenet grad x | compiled out | compiled grad x | torchdiffeq out "
+          "| torchdiffeq grad x |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for key, case, d in agreement:
         print(f"| {case.label(key)} | {d['stablenet out']:.1e} | {d['stablenet grad']:.1e} "
+              f"| {d['compiled out']:.1e} | {d['compiled grad']:.1e} "
               f"| {d['torchdiffeq out']:.1e} | {d['torchdiffeq grad']:.1e} |")
 
 

@@ -70,9 +70,22 @@ def tensor(name: str, value: object) -> torch.Tensor:
     return value
 
 
+def compiling() -> bool:
+    """Whether this code is being traced by ``torch.compile`` (TorchDynamo).
+
+    Checks that read tensor *values* (:func:`finite`) are skipped while tracing: turning a
+    tensor into a Python bool (``Tensor.item()``) is a data-dependent branch that breaks the
+    graph (an error under ``fullgraph=True``), and a compiled region cannot raise on data.
+    Checks of metadata (type, dtype, shape, device) are static: they run while tracing and
+    become guards of the compiled code.  See docs/compile.md."""
+    return torch.compiler.is_compiling()
+
+
 def finite(name: str, y: torch.Tensor, hint: str = "") -> None:
     """Check that every entry of ``y`` is finite (one device synchronization); ``hint`` is
-    appended to the message."""
+    appended to the message.  Skipped under ``torch.compile`` (:func:`compiling`)."""
+    if compiling():
+        return
     if not bool(torch.isfinite(y).all()):
         bad = int((~torch.isfinite(y)).sum())
         raise ValueError(f"{name} must be finite, got {bad} non-finite entries (NaN or Inf){hint}")

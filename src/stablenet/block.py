@@ -260,6 +260,9 @@ class ODEBlock(nn.Module):
             out = solve(self.integrator, self.rhs(*self.stage_weights(N, device)), state,
                         self.T / N, N, return_states)
         else:
+            # fill the stage-table cache here, outside any custom autograd Function the mode may
+            # run: under torch.compile, a cache entry created inside one would escape its subgraph
+            self._stage_table(N, device)
             out = self.gradient.solve(self, state, N)
         if dyn.two_stream and not pair_in:
             return out[0]

@@ -180,6 +180,14 @@ class ConvODENet(nn.Module):
         layers = list(self.stages[0])
         for connector, stage in zip(self.connectors, self.stages[1:]):
             layers += [connector, *stage]
+        if _checks.compiling():
+            # population statistics are replayed through a ContextVar, which torch.compile cannot
+            # trace: a compiled network normalizes with batch statistics, so refuse eval() with
+            # calibrated statistics rather than silently using the batch's
+            if not self.training and self._n_statistics:
+                raise ValueError("a compiled ConvODENet in eval() mode with population batch-norm statistics: "
+                                 "evaluate the original module (compiled._orig_mod) instead")
+            return propagate(self.opening(x), layers, return_states=return_states)
         stats = self._inference_statistics()
         with nullcontext() if stats is None else frozen_batch_statistics(stats):
             return propagate(self.opening(x), layers, return_states=return_states)

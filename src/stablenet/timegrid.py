@@ -53,6 +53,10 @@ class Coordinates(NamedTuple):
     w: torch.Tensor
     constant: bool
     identity: bool
+    #: the same (i0, i1, w) as Python numbers, one triple per time: what the per-row look-ups
+    #: read, so that no tensor is turned back into numbers (``tolist`` would be a data-dependent
+    #: graph break under ``torch.compile``)
+    entries: tuple[tuple[int, int, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,9 +122,10 @@ class ControlGrid:
         i0 = torch.tensor([c[0] for c in coords], dtype=torch.long, device=device)
         i1 = torch.tensor([c[1] for c in coords], dtype=torch.long, device=device)
         w = torch.tensor([c[2] for c in coords], dtype=torch.float64)
-        constant = bool((w == 0).all())
+        constant = all(c[2] == 0 for c in coords)
         identity = constant and len(coords) == self.nt and all(c[0] == k for k, c in enumerate(coords))
-        return Coordinates(i0, i1, w.to(device), constant, identity)
+        entries = tuple((int(a), int(b), float(c)) for a, b, c in coords)
+        return Coordinates(i0, i1, w.to(device), constant, identity, entries)
 
     def stage_coordinates(self, positions: Sequence[StagePosition], steps: int,
                           device: torch.device | str | None = None) -> "Coordinates":
@@ -190,8 +195,17 @@ class StageThetas:
 
     def __init__(self, weights: Sequence[torch.Tensor], coords: Coordinates, *, eager: bool = True):
         self.weights = tuple(weights)
-        self._i0, self._i1, self._w = coords.i0.tolist(), coords.i1.tolist(), coords.w.tolist()
-        self._slices = [w.unbind(0) for w in self.weights]
+        if coords.entries:
+            self._i0, self._i1, self._w = (list(v) for v in zip(*coords.entries))
+        else:
+            self._i0, self._i1, self._w = coords.i0.tolist(), coords.i1.tolist(), coords.w.tolist()
+        if _checks.compiling():
+            # the same views, one select each: unbind's multi-output views inside a
+            # torch.utils.checkpoint region (gradient="checkpoint" compiled) defeat AOTAutograd's
+            # partitioner ("cannot be saved and cannot be recomputed")
+            self._slices = [[w.select(0, k) for k in range(w.shape[0])] for w in self.weights]
+        else:
+            self._slices = [w.unbind(0) for w in self.weights]
         self._rows: list | None = None
         if not eager:  # rows made on demand (views, or a lerp that is not kept)
             return

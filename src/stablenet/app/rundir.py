@@ -50,10 +50,11 @@ OUTPUTS = (
     "curves.png", "decision_regions.png", "feature_paths.png",  # stablenet plot
     "analysis/stability.json", "analysis/eigenvalues_block*.png", "analysis/sensitivity.png",  # analyze
     "robustness/robustness.json", "robustness/*.png",  # stablenet robustness
-    ".*.tmp", "analysis/.*.tmp", "robustness/.*.tmp",
+    "tensorboard/events.out.tfevents.*",  # training.log = ["tensorboard"]
+    ".*.tmp", "analysis/.*.tmp", "robustness/.*.tmp", "tensorboard/.*.tmp",
 )
 #: the folders of OUTPUTS, removed by clear when nothing of the user's is left in them
-OUTPUT_FOLDERS = ("analysis", "robustness")
+OUTPUT_FOLDERS = ("analysis", "robustness", "tensorboard")
 
 _CHECKPOINT_FORMAT = "stablenet-checkpoint/1"  # checkpoint.FORMAT (not imported: keep this module light)
 

@@ -7,6 +7,8 @@
 * ``best.safetensors``: the weights with the best validation accuracy;
 * ``history.json`` / ``history.csv``: per-epoch metrics;
 * ``metrics.json``: the summary (best validation accuracy, test accuracy of the best weights, …);
+* ``tensorboard/events.out.tfevents.*`` with ``training.log = ["tensorboard"]``: the per-epoch
+  metrics and stability figures as TensorBoard event files (:mod:`stablenet.app.tracking`);
 * ``batch_norm_statistics.safetensors`` (convolutional networks with ``normalization = "batch"``
   inside the blocks): population statistics of those normalizations over the training images,
   computed for the best weights at the end (:meth:`ConvODENet.calibrate_batch_norm`); the test
@@ -69,7 +71,7 @@ from .. import __version__, _checks
 from ..conv_models import ConvODENet
 from ..models import ODEClassifier, get_loss
 from ..parallel.context import ParallelContext
-from . import rundir, runs
+from . import rundir, runs, tracking
 from .adversarial import AdversarialBatches, batch_seed
 from .checkpoint import load_weights, save_batch_norm_statistics, save_checkpoint
 from .config import NEWTON_OPTIMIZERS, Config
@@ -109,6 +111,13 @@ def evaluate(model: ODEClassifier, x: torch.Tensor, y: torch.Tensor, loss_fn: Ca
         correct += int((scores.argmax(1) == yb).sum())
     model.train(was_training)
     return total_loss / len(x), correct / len(x)
+
+
+def _compiled_graphs() -> int:
+    """How many graphs torch.compile has built in this process so far (to tell compiling steps)."""
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
 
 
 # -- training -------------------------------------------------------------------------------------
@@ -166,6 +175,9 @@ def _train(config: Config, out_dir: Path, data, parallel: ParallelContext, *, co
     try:
         while state.epoch < last:
             trainer.run_epoch(state, bar)
+    except BaseException:
+        trainer.close_logs()
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -204,6 +216,13 @@ class Trainer:
             self.adversarial = AdversarialBatches.from_config(config, data)
         except ValueError as error:  # ART missing: refused before the run directory is touched
             raise TrainingError(str(error)) from None
+        try:  # training.log: TensorBoard missing is refused here too
+            tracking.check(config)
+        except ValueError as error:
+            raise TrainingError(str(error)) from None
+        self.logs = None  # training.log: the TensorBoard event files (opened by start, on the writer)
+        # training.compile: the torch.compile wrapper of the training forward pass (made on first use)
+        self.compiled, self.compiled_of = None, None
         # the data on the device, set by start once build_model has checked training.device
         self.x_train = self.y_train = self.x_val = self.y_val = None
 
@@ -234,9 +253,11 @@ class Trainer:
         self.x_train, self.y_train = self.data.train.x.to(self.device, self.dtype), self.data.train.y.to(self.device)
         self.x_val, self.y_val = self.data.val.x.to(self.device, self.dtype), self.data.val.y.to(self.device)
         objects = self.training_objects(model, level)
-        if saved is None:
-            return TrainState.start(config, **objects)
-        return TrainState.from_checkpoint(saved, config, **objects)
+        state = (TrainState.start(config, **objects) if saved is None
+                 else TrainState.from_checkpoint(saved, config, **objects))
+        if self.writer:  # training.log: continued after the checkpoint's epoch (tracking: resume)
+            self.logs = tracking.TrainingLogs.open(config, out_dir, state.epoch, self.x_val)
+        return state
 
     def network(self, level: int):
         """The network of ``level`` (built from ``config.seed``) with its input standardization
@@ -289,6 +310,8 @@ class Trainer:
         n = len(self.x_train)
         record = {"epoch": epoch, "train_loss": loss_sum / n, "train_accuracy": correct / n,
                   "val_loss": val_loss, "val_accuracy": val_acc, "lr": state.optimizer.param_groups[0]["lr"]}
+        if self.config.training.compile:  # the epoch's seconds spent compiling (part of its wall time)
+            record["compile_s"] = self.compile_s
         if self.adversarial is not None:  # accuracy on the adversarial examples of the epoch's batches
             record["adversarial_accuracy"] = adversarial[0] / adversarial[1]
         if self.multilevel:
@@ -305,6 +328,7 @@ class Trainer:
         order = torch.randperm(n, generator=state.generator).to(self.device)
         loss_sum, correct = 0.0, 0
         adv_correct = adv_count = 0
+        self.compile_s, step_s, compile_steps = 0.0, [], []  # training.compile: steps that compiled
         for b in range(self.batches):
             batch_idx = order[b * t.batch_size:(b + 1) * t.batch_size]
             idx = self.parallel.shard(batch_idx)  # this data-parallel group's part (all of it serially)
@@ -314,7 +338,10 @@ class Trainer:
             k = 0
             if self.adversarial is not None:  # seeded by (seed, epoch, batch): resume stays exact
                 xb, k = self.adversarial.mix(state.model, xb, yb, batch_seed(self.config.seed, epoch, b))
+            graphs, started = _compiled_graphs() if t.compile else 0, time.perf_counter()
             loss, scores = self._step(state, xb, yb, share=len(idx) / len(batch_idx))
+            if t.compile:
+                (compile_steps if _compiled_graphs() != graphs else step_s).append(time.perf_counter() - started)
             if state.scheduler is not None and t.schedule == "onecycle":  # a per-batch schedule
                 state.scheduler.step()
             batch_loss = float(loss)
@@ -330,7 +357,22 @@ class Trainer:
             adv_correct, adv_count = adv_correct + int(hits[:k].sum()), adv_count + k
             if bar is not None:
                 bar.update(1)
+        if compile_steps:  # a compiling step's time beyond a plain step's (the median of the others)
+            plain = sorted(step_s)[len(step_s) // 2] if step_s else 0.0
+            self.compile_s = sum(max(0.0, s - plain) for s in compile_steps)
         return loss_sum, correct, (adv_correct, adv_count)
+
+    def forward_model(self, model):
+        """What the training step calls: ``model``, or with ``training.compile`` its
+        ``torch.compile`` wrapper (made once per network; checkpoints, validation and the best
+        weights use ``model`` itself, so no state_dict has the wrapper's ``_orig_mod.`` keys).
+        Not ``fullgraph``: a gradient mode that cannot be compiled (adjoint, mgrit) runs eagerly
+        between compiled graphs (docs/compile.md)."""
+        if not self.config.training.compile:
+            return model
+        if self.compiled_of is not model:
+            self.compiled, self.compiled_of = torch.compile(model), model
+        return self.compiled
 
     def _step(self, state: TrainState, xb: torch.Tensor, yb: torch.Tensor, share: float):
         """One optimizer step on a batch; (its loss, its scores).  ``share``: this data group's part
@@ -345,7 +387,7 @@ class Trainer:
         def closure():
             optimizer.zero_grad()
             with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-                scores = model(xb)
+                scores = self.forward_model(model)(xb)
                 loss = self._objective(model, scores, yb)
             state.scaler.scale(loss).backward()  # (the loss itself without a scaler)
             if self.parallel.data_ranks > 1:  # the whole batch's gradient and loss (DDP's all-reduce)
@@ -381,6 +423,8 @@ class Trainer:
         if self.writer:
             if improved:
                 runs.save_best(self.out_dir, state.best_model, state.level if self.multilevel else None, state.model)
+            if self.logs is not None:  # before the checkpoint: no checkpointed epoch without its events
+                self.logs.epoch(record, seconds, state.wall_time_s, state.model)
             save_checkpoint(self.out_dir, state.to_checkpoint(), tag=f"{state.epoch:05d}")
             runs.write_history(self.out_dir, state.history)
         if bar is not None:
@@ -416,8 +460,15 @@ class Trainer:
         metrics.update(dataset=data.name, config=self.config.model_dump(mode="json"), stablenet_version=__version__)
         if self.writer:
             write_json(self.out_dir / "metrics.json", metrics)
+        self.close_logs()
         self.parallel.close()
         return metrics
+
+    def close_logs(self) -> None:
+        """Close the training logs (training.log), if open."""
+        if self.logs is not None:
+            self.logs.close()
+            self.logs = None
 
     def _test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
         test = self.data.test

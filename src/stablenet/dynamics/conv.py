@@ -79,7 +79,8 @@ def normalize(x: torch.Tensor, kind: str | None, eps: float | None = None) -> to
         return x
     eps = NORMALIZATION_EPS[kind] if eps is None else eps
     if kind == "batch":
-        frozen = _FROZEN_BATCH_STATS.get()
+        # under torch.compile no recording/replaying (a ContextVar cannot be traced): batch statistics
+        frozen = None if torch.compiler.is_compiling() else _FROZEN_BATCH_STATS.get()
         if frozen is None:
             return F.batch_norm(x, None, None, training=True, eps=eps)
         if frozen["record"]:

@@ -39,7 +39,32 @@ class Checkpoint(GradientMode):
 
     def solve(self, block, state, steps):
         k = self.segment or math.ceil(math.sqrt(steps))
+        if torch.compiler.is_compiling():
+            return _compiled_solve(block, state, steps, k)
         return apply_to_state(_CheckpointSolve, block, state, steps, k)
+
+
+def _segment(block, steps, start, stop, state, memory, *weights):
+    """Steps start … stop − 1 from (state, memory), θ rebuilt from the control weights."""
+    thetas, index = block.stage_weights(steps, device_of(state), weights, eager=False)
+    f, h, step = block.rhs(thetas, index), block.T / steps, block.integrator.step
+    for j in range(start, stop):
+        state, memory = step(f, j, state, h, memory)
+    return state, memory
+
+
+def _compiled_solve(block, state, steps, k):
+    """The same segments under ``torch.compile``: ``torch.utils.checkpoint`` per segment (a
+    higher-order op that TorchDynamo traces; the compiled backward recomputes each segment from
+    its start).  The eager path's custom autograd Function cannot be traced: its backward calls
+    ``torch.autograd.grad``.  Same steps, same floating-point operations."""
+    from torch.utils.checkpoint import checkpoint
+
+    weights, memory = block.dynamics.control_weights(), None
+    for start in range(0, steps, k):
+        state, memory = checkpoint(_segment, block, steps, start, min(start + k, steps), state, memory,
+                                   *weights, use_reentrant=False)
+    return state
 
 
 class _CheckpointSolve(torch.autograd.Function):

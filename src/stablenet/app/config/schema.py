@@ -218,8 +218,27 @@ class TrainingConfig(Strict):
         "on a CPU without bfloat16 units both are slower than float32")
     threads: int = Field(0, ge=0, le=MAX_THREADS,
                          description="torch CPU threads (0: torch's default; 1 is fastest for small networks)")
+    compile: bool = Field(False, description="sgd / adam / lbfgs: run the training forward and backward "
+                          "passes through torch.compile (docs/compile.md); validation, test and checkpoints use "
+                          "the uncompiled network.  The history gets a compile_s column: the seconds the epoch "
+                          "spent compiling (the first epoch's, and a level's after a refinement), not counted "
+                          "in step time.  Pays off for small widths and batches; gradients 'adjoint' and "
+                          "'mgrit' run uncompiled inside the compiled network")
     adversarial: Optional[AdversarialConfig] = Field(
         None, description="adversarial training; see [training.adversarial]")
+    log: list[Literal["tensorboard"]] = Field(
+        default_factory=list, description="where the per-epoch metrics are logged while training, besides "
+        "history.json: [\"tensorboard\"] writes TensorBoard event files into RUN_DIR/tensorboard (losses, "
+        "accuracies, lr, wall time, stability figures; docs/tracking.md; needs pip install "
+        "'stablenet[tensorboard]')")
+    log_stability_every: int = Field(0, ge=0, le=MAX_COUNT, description="with log: every this many epochs, "
+                                     "log the network's max Re λ and the share of h·λ inside the integrator's "
+                                     "stability region, as stablenet analyze computes them (0: never)")
+    log_stability_samples: Optional[int] = Field(
+        None, ge=1, le=MAX_COUNT, description="the stability figures' fixed sample: the first this many "
+        "validation points (default 32), or for conv models validation images, each linearized on the "
+        "centre 6×6 window as stablenet analyze (default 1: about 15 s on one core for the 16-32-64-128 "
+        "Fashion-MNIST network)")
 
     @model_validator(mode="before")
     @classmethod
@@ -254,6 +273,17 @@ class TrainingConfig(Strict):
         return self
 
     @model_validator(mode="after")
+    def _logs(self):
+        if len(set(self.log)) != len(self.log):
+            raise ValueError(f"training.log: {self.log} names a logger twice; expected each at most once")
+        if "tensorboard" not in self.log:
+            for key in ("log_stability_every", "log_stability_samples"):
+                if getattr(self, key):
+                    raise ValueError(f"training.{key}: {getattr(self, key)} needs a training log; expected "
+                                     f"training.log = [\"tensorboard\"] or {key} unset")
+        return self
+
+    @model_validator(mode="after")
     def _optimizer_options(self):
         newton = self.optimizer in NEWTON_OPTIMIZERS
         if not newton:
@@ -263,6 +293,9 @@ class TrainingConfig(Strict):
                     value = str(value).lower() if isinstance(value, bool) else repr(value)
                     raise ValueError(f"training.{key}: {value} applies to optimizer 'gauss_newton' "
                                      f"or 'newton' only; expected it unset with optimizer {self.optimizer!r}")
+        if self.compile and newton:
+            raise ValueError(f"training.compile: true applies to optimizer 'sgd', 'adam' or 'lbfgs'; expected false "
+                             f"with optimizer {self.optimizer!r} (its curvature products are not compiled)")
         if self.mixed_precision != "none" and (self.optimizer not in ("sgd", "adam") or self.dtype != "float32"):
             raise ValueError(f"training.mixed_precision: {self.mixed_precision!r} needs optimizer 'sgd' or 'adam' and "
                              f"dtype 'float32'; got optimizer {self.optimizer!r}, dtype {self.dtype!r}")
@@ -401,6 +434,15 @@ class Config(Strict):
             raise ValueError(f"training.adversarial: {self.training.adversarial.attack!r} with [parallel] (the "
                              f"attack differentiates the whole network in one process; MGRIT splits it over "
                              f"processes); expected [parallel] or [training.adversarial] unset")
+        return self
+
+    @model_validator(mode="after")
+    def _stability_logs_fit(self):
+        """The stability figures linearize each whole block in one process; [parallel] splits it."""
+        if self.training.log_stability_every and self.parallel is not None:
+            raise ValueError(f"training.log_stability_every: {self.training.log_stability_every} with [parallel] "
+                             f"(the figures linearize every whole block in one process; MGRIT splits the blocks "
+                             f"over processes); expected 0")
         return self
 
     @model_validator(mode="after")

@@ -1,0 +1,157 @@
+"""torch.compile of blocks and networks (docs/compile.md): compiled vs eager outputs and gradients
+for every integrator and each compilable gradient mode, no graph break (``fullgraph=True`` raises
+at any), the modes that do not compile, and ``training.compile`` in the trainer (resume, keys).
+
+Most cases compile with the ``aot_eager`` backend: TorchDynamo's capture and AOTAutograd's joint
+forward/backward graph are what can break, and that backend runs both in about a second; one case
+per model kind goes through the default backend (inductor's generated code).
+"""
+
+import json
+
+import pytest
+import torch
+
+import stablenet as sn
+from stablenet.conv_models import ConvNetSpec, build_image_classifier
+from stablenet.specs import BlockSpec
+
+from helpers import small_config
+
+#: integrator → a dynamics it integrates (verlet: two-stream; leapfrog: Y'' = f)
+PAIRS = {"euler": "single", "midpoint": "single", "rk3": "antisymmetric", "rk4": "single", "ab3": "parabolic",
+         "verlet": "hamiltonian", "leapfrog": "parabolic"}
+TOL = dict(rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(autouse=True)
+def fresh_dynamo():
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+def compiled_matches_eager(model, x, backend="aot_eager", loss=lambda out: out.square().sum()):
+    """Compile with fullgraph=True (raises at any graph break) and compare output and every
+    gradient (input and weights) with the eager module's."""
+    def run(module):
+        xi = x.detach().clone().requires_grad_(x.is_floating_point())
+        model.zero_grad()
+        out = module(xi)
+        loss(out).backward()
+        return out.detach(), [xi.grad] + [p.grad.clone() for p in model.parameters()]
+
+    eager_out, eager_grads = run(model)
+    out, grads = run(torch.compile(model, fullgraph=True, backend=backend))
+    torch.testing.assert_close(out, eager_out, **TOL)
+    for g, e in zip(grads, eager_grads):
+        torch.testing.assert_close(g, e, **TOL)
+
+
+def block(method, gradient, *, controls="linear", steps=3, nt=2, width=4):
+    return sn.ODEBlock(sn.dynamics.DYNAMICS[PAIRS[method]](width, nt=nt), T=1.0, steps=steps, method=method,
+                       controls=controls, gradient=gradient)
+
+
+@pytest.mark.parametrize("method", list(PAIRS))
+def test_every_integrator_compiles_with_autograd_and_checkpoint(method):
+    torch.manual_seed(0)
+    x = torch.randn(5, 4)
+    # linear controls (interpolated stage weights) for autograd, the ResNet grid (nt = steps,
+    # piecewise constant: views of the weights) for checkpoint
+    compiled_matches_eager(block(method, "autograd"), x)
+    torch._dynamo.reset()
+    compiled_matches_eager(block(method, sn.Checkpoint(segment=2), controls="constant", nt=3), x)
+
+
+@pytest.mark.parametrize("method", ["verlet", "leapfrog"])
+def test_reversible_compiles_with_an_explicit_vjp(method):
+    torch.manual_seed(1)
+    compiled_matches_eager(block(method, "reversible", steps=4), torch.randn(3, 4))
+
+
+def test_inductor_block_and_dense_classifier():
+    """The default backend (generated C++), on the block and on the classifier around it."""
+    torch.manual_seed(2)
+    model = sn.ODEClassifier(2, 3, BlockSpec("antisymmetric", width=4, T=1.0, steps=2, method="euler").build())
+    compiled_matches_eager(model, torch.randn(5, 2), backend="inductor",
+                           loss=lambda s: torch.nn.functional.cross_entropy(s, torch.tensor([0, 1, 2, 0, 1])))
+
+
+@pytest.mark.parametrize("dynamics,method,gradient,normalization", [
+    ("conv_parabolic", "euler", "autograd", "batch"),
+    ("conv_hamiltonian", "verlet", "checkpoint", "instance"),
+])
+def test_conv_network_compiles(dynamics, method, gradient, normalization):
+    torch.manual_seed(3)
+    spec = ConvNetSpec(in_channels=1, n_classes=3, T=1.0, steps=2, method=method, widths=(4, 6), dynamics=dynamics,
+                       normalization=normalization, gradient=gradient)
+    compiled_matches_eager(build_image_classifier(spec, (1, 8, 8)), torch.randn(4, 64))
+
+
+def test_data_dependent_checks_are_skipped_when_compiled_and_static_ones_stay():
+    b = block("euler", "autograd")
+    compiled = torch.compile(b, fullgraph=True, backend="aot_eager")
+    bad = torch.randn(2, 4)
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="must be finite"):
+        b(bad)                                           # eager: checked
+    assert torch.isnan(compiled(bad)).any()              # compiled: not (a data-dependent branch)
+    with pytest.raises(Exception, match="expected width 4"):
+        compiled(torch.randn(2, 5))                      # shape: checked while tracing
+    with pytest.raises(Exception, match="dtype torch.float64"):
+        compiled(torch.randn(2, 4, dtype=torch.float64))  # dtype: checked while tracing
+
+
+@pytest.mark.parametrize("why,make", [
+    ("adjoint", lambda: block("rk4", "adjoint")),                                  # backward: autograd.grad
+    ("reversible, no explicit VJP", lambda: sn.ODEBlock(                           # normalization: autograd.grad
+        sn.dynamics.DYNAMICS["conv_second_order"](2, nt=1, normalization="instance"), T=1.0, steps=2,
+        method="leapfrog", gradient="reversible")),
+])
+def test_modes_that_do_not_compile_break_the_graph(why, make):
+    """fullgraph=True refuses them; plain torch.compile runs them eagerly at a graph break."""
+    torch.manual_seed(4)
+    b = make()
+    x = torch.randn(2, 4) if b.dynamics.feature_dim == -1 else torch.randn(2, 2, 4, 4)
+    with pytest.raises(Exception, match="autograd.grad|side effect"):
+        torch.compile(b, fullgraph=True, backend="aot_eager")(x).sum().backward()
+    torch._dynamo.reset()
+    out = torch.compile(b, backend="aot_eager")(x)
+    torch.testing.assert_close(out, b(x), **TOL)
+
+
+def test_training_compile_resumes_and_saves_plain_keys(tmp_path, monkeypatch):
+    """training.compile = true: the history has compile_s, checkpoints and best weights hold the
+    module's own keys (no ``_orig_mod.``), and a run killed after epoch 1 resumes to the
+    uninterrupted run's metrics and history (compile_s and wall times aside)."""
+    from safetensors.torch import load_file
+
+    from _resume import interrupted_run_resumes_exactly
+
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: compile_(model, backend="aot_eager", **kw))
+    cfg = small_config(epochs=2, compile=True)
+
+    def check(saved, run):
+        assert not [k for k in saved["model"] if "_orig_mod" in k]
+        assert not [k for k in load_file(run / "best.safetensors") if "_orig_mod" in k]
+
+    histories = {}
+    from stablenet.app import runs
+    write = runs.write_history
+
+    def strip_compile_times(out_dir, history):
+        histories[out_dir] = [dict(r) for r in history]
+        write(out_dir, [{k: v for k, v in r.items() if k != "compile_s"} for r in history])
+
+    monkeypatch.setattr(runs, "write_history", strip_compile_times)
+    interrupted_run_resumes_exactly(cfg, tmp_path, monkeypatch, stop_after=1, check_checkpoint=check)
+    reference = histories[tmp_path / "reference"]
+    assert reference[0]["compile_s"] > 0 and reference[1]["compile_s"] == 0.0
+    assert json.loads((tmp_path / "reference" / "history.json").read_text())[0]["epoch"] == 1
+
+
+def test_compile_is_refused_with_newton_optimizers():
+    with pytest.raises(Exception, match="training.compile"):
+        small_config(compile=True, optimizer="gauss_newton")
