@@ -75,6 +75,14 @@ def test_deeper_networks_start_from_the_same_function():
     assert not torch.equal(eigenvalues.build_network(8, seed=4).blocks[0].dynamics.K, base.blocks[0].dynamics.K)
 
 
+def saved_weights(path, layers):
+    """The ``layers``-layer network's weights from the experiment's safetensors file, as numpy."""
+    from safetensors.numpy import load_file
+
+    prefix = f"{layers}."
+    return {k[len(prefix):]: v for k, v in load_file(path).items() if k.startswith(prefix)}
+
+
 def numpy_spectrum(state, x, layers):
     """λ of every layer's Jacobian at every point of x, by numpy forward Euler on the saved weights."""
     K0 = np.asarray(state["opening.0.weight"], dtype=np.float64)
@@ -101,7 +109,7 @@ def test_quick_run_spectra_recomputed(quick):
     idx = torch.randperm(len(data.train.x), generator=torch.Generator().manual_seed(0))[:s["jacobian_points"]]
     x = data.train.x[idx].double().numpy()
     for n in (8, 16, 32):
-        lam, h = numpy_spectrum(results["weights_seed_0"][str(n)], x, n)
+        lam, h = numpy_spectrum(saved_weights(out / results["weights_seed_0"], n), x, n)
         assert lam.shape == (n, s["jacobian_points"], 8)
         lam = lam.reshape(-1)
         far = np.abs(lam) >= 0.05

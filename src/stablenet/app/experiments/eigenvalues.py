@@ -73,7 +73,7 @@ import torch
 from ... import ODEClassifier
 from ...analysis import layer_jacobians
 from ...data import load_dataset
-from ..io import pyplot, save_figure, write_json
+from ..io import atomic_write_bytes, pyplot, save_figure, write_json
 from . import _thesis
 from ._train import accuracy
 from .verdict import judge
@@ -173,8 +173,21 @@ def train_seed(seed: int, s: dict) -> tuple[dict, dict]:
                            "train_seconds": hist[-1]["seconds"], **spectrum_measures(lam, h)}
         spectra[layers] = (h * lam, h)
         if seed == 0:
-            numbers[layers]["state"] = {k: v.tolist() for k, v in model.state_dict().items()}
+            numbers[layers]["state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return numbers, spectra
+
+
+#: seed 0's trained weights of every network, "N.<state-dict key>" (the tests recompute the spectra)
+WEIGHTS_FILE = "weights_seed_0.safetensors"
+
+
+def _save_weights(path: Path, states: dict) -> str:
+    """The networks' weights to one safetensors file (written atomically); its name."""
+    from safetensors.torch import save
+
+    atomic_write_bytes(path, save({f"{n}.{k}": v.contiguous() for n, state in states.items()
+                                   for k, v in state.items()}))
+    return path.name
 
 
 # -- the claims ------------------------------------------------------------------------------------
@@ -311,7 +324,7 @@ def _run(out_dir: Path, quick: bool) -> dict:
         "networks": {str(n): {"h": T / n, **{k: _thesis.mean_std(per_seed[str(n)][k])
                                              for k in (*NETWORK_METRICS, *SPECTRUM)}} for n in LAYERS},
         "per_seed": per_seed,
-        "weights_seed_0": {str(n): first_numbers[n]["state"] for n in LAYERS},
+        "weights_seed_0": _save_weights(out_dir / WEIGHTS_FILE, {n: first_numbers[n]["state"] for n in LAYERS}),
         "settings": {"T": T, "layers": list(LAYERS), "width": WIDTH, "init_scale": _thesis.INIT_SCALE,
                      "alpha": ALPHA, "classifier_reg": CLASSIFIER_REG, "near_zero": NEAR_ZERO,
                      "tolerance": TOLERANCE, "positive": POSITIVE, "stable_share": STABLE_SHARE, **s},
