@@ -16,6 +16,7 @@ import math
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -168,3 +169,23 @@ def numpy_step(method: str, f, Y, h):
     k2 = f(Y + h / 2 * k1)
     k3 = f(Y + h / 2 * k2)
     return Y + h / 6 * (k1 + 2 * k2 + 2 * k3 + f(Y + h * k3))
+
+
+def expected_verdict(values, kind, reference, margin):
+    """Issue 17's verdict rule written out again, independently of stablenet.app.experiments.verdict
+    (the experiment tests recompute every claim record with it): mean ± 2 standard errors on the
+    claimed side / the other side / neither; (mean, std, sem, interval, verdict)."""
+    x = np.asarray(values, dtype=np.float64)
+    mean, std = x.mean(), x.std(ddof=1)
+    sem = std / math.sqrt(len(x))
+    lo, hi = mean - 2 * sem, mean + 2 * sem
+    eps = 1e-9 * max(1.0, abs(reference), margin or 0.0)
+    if kind == "greater":
+        verdict = "supported" if lo > reference + eps else "refuted" if hi < reference - eps else "inconclusive"
+    elif kind == "smaller":
+        verdict = "supported" if hi < reference - eps else "refuted" if lo > reference + eps else "inconclusive"
+    else:
+        inside = lo >= reference - margin - eps and hi <= reference + margin + eps
+        outside = lo > reference + margin + eps or hi < reference - margin - eps
+        verdict = "supported" if inside else "refuted" if outside else "inconclusive"
+    return mean, std, sem, [lo, hi], verdict

@@ -17,7 +17,7 @@ from stablenet import SingleLayer
 from stablenet.app import cli
 from stablenet.app.experiments import EXPERIMENTS, rk4_vs_euler
 
-from helpers import assert_png, numpy_step, run_on_other_threads
+from helpers import assert_png, expected_verdict, numpy_step, run_on_other_threads
 
 
 def test_kernel_is_the_seeds_circulant():
@@ -57,24 +57,6 @@ def numpy_objective(theta, Y0, C, steps, method):
     for _ in range(steps):
         Y = numpy_step(method, f, Y, h)
     return 0.5 * ((Y - C) ** 2).sum((-2, -1))
-
-
-def expected_verdict(values, kind, reference, margin):
-    """issue 17's rule: mean ± 2 standard errors on the claimed side / the other side / neither."""
-    x = np.asarray(values, dtype=np.float64)
-    mean, std = x.mean(), x.std(ddof=1)
-    sem = std / math.sqrt(len(x))
-    lo, hi = mean - 2 * sem, mean + 2 * sem
-    eps = 1e-9 * max(1.0, abs(reference), margin or 0.0)
-    if kind == "greater":
-        verdict = "supported" if lo > reference + eps else "refuted" if hi < reference - eps else "inconclusive"
-    elif kind == "smaller":
-        verdict = "supported" if hi < reference - eps else "refuted" if lo > reference + eps else "inconclusive"
-    else:
-        inside = lo >= reference - margin - eps and hi <= reference + margin + eps
-        outside = lo > reference + margin + eps or hi < reference - margin - eps
-        verdict = "supported" if inside else "refuted" if outside else "inconclusive"
-    return mean, std, sem, [lo, hi], verdict
 
 
 @pytest.fixture(scope="module")

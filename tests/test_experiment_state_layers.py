@@ -15,7 +15,7 @@ import torch
 
 from stablenet.app.experiments import _thesis, state_layers
 
-from helpers import assert_png, run_on_other_threads
+from helpers import assert_png, expected_verdict, run_on_other_threads
 
 GRIDS = [8, 16, 32, 64, 128, 256]
 
@@ -86,24 +86,6 @@ def test_controls_reached_by_the_gradient():
         assert state_layers.controls_reached(ours, n, x) == reached(8, n, "linear") == 8
         # the former setup: 16 constant controls, 8 state layers use every other one
         assert state_layers.controls_reached(former, n, x) == reached(16, n, "constant") == (8 if n == 8 else 16)
-
-
-def expected_verdict(values, kind, reference, margin):
-    """issue 17's rule: mean ± 2 standard errors on the claimed side / the other side / neither."""
-    x = np.asarray(values, dtype=np.float64)
-    mean, std = x.mean(), x.std(ddof=1)
-    sem = std / math.sqrt(len(x))
-    lo, hi = mean - 2 * sem, mean + 2 * sem
-    eps = 1e-9 * max(1.0, abs(reference), margin or 0.0)
-    if kind == "greater":
-        verdict = "supported" if lo > reference + eps else "refuted" if hi < reference - eps else "inconclusive"
-    elif kind == "smaller":
-        verdict = "supported" if hi < reference - eps else "refuted" if lo > reference + eps else "inconclusive"
-    else:
-        inside = lo >= reference - margin - eps and hi <= reference + margin + eps
-        outside = lo > reference + margin + eps or hi < reference - margin - eps
-        verdict = "supported" if inside else "refuted" if outside else "inconclusive"
-    return mean, std, sem, [lo, hi], verdict
 
 
 def numpy_statistics(A):
