@@ -11,12 +11,25 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import torch
 
 from ...models import softmax_cross_entropy
 from ..training import evaluate
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the body on one torch thread (the experiments' documented timings, and numbers that do
+    not depend on the thread count), then restore the caller's thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def accuracy(model, x: torch.Tensor, y: torch.Tensor, **forward_kwargs) -> float:

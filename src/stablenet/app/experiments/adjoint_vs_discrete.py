@@ -70,6 +70,7 @@ import torch
 from ... import Antisymmetric, Hamiltonian, ODEBlock, SingleLayer
 from ..io import pyplot, save_figure, write_json
 from .verdict import check
+from ._train import one_thread
 
 SUMMARY = "seed 002: discretize-then-differentiate vs continuous adjoint gradients against h; reversible drift"
 
@@ -178,12 +179,8 @@ def claims(studies: dict, drift: dict, quick: bool) -> list[dict]:
 def run(out_dir: str | Path, quick: bool = False) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)              # one thread: the timings of the docs, and identical numbers
-    try:
+    with one_thread():
         return _run(out_dir, quick)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(out_dir: Path, quick: bool) -> dict:

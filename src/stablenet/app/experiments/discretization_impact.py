@@ -114,6 +114,7 @@ from ..plots import CLASS_COLORS, plot_decision_regions
 from ..training import evaluate
 from . import _thesis
 from .verdict import check, judge
+from ._train import one_thread
 
 SUMMARY = ("seed 002: peaks, 'unstable' T=10 antisymmetric AB3 / 'medium' T=5 Hamiltonian Verlet / 'stable' T=0.2 "
            "AB3, multilevel 32 -> 64 layers, stability measured, over seeds")
@@ -420,12 +421,8 @@ def _plot_dynamics(models: dict, data, s: dict, path: Path) -> Path:
 def run(out_dir: str | Path, quick: bool = False) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)              # one thread: the timings of the docs, and identical numbers
-    try:
+    with one_thread():
         return _run(out_dir, quick)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(out_dir: Path, quick: bool) -> dict:

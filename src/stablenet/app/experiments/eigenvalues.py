@@ -75,7 +75,7 @@ from ...analysis import layer_jacobians
 from ...data import load_dataset
 from ..io import atomic_write_bytes, pyplot, save_figure, write_json
 from . import _thesis
-from ._train import accuracy
+from ._train import accuracy, one_thread
 from .verdict import judge
 
 SUMMARY = ("seed 004 Figs 3.4-3.6: Jacobian eigenvalues of 8/16/32-layer ResNets (T = 10, thesis training, "
@@ -294,12 +294,8 @@ def _plot_claims(per_seed: dict, records: list, path: Path) -> Path:
 def run(out_dir: str | Path, quick: bool = False) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)              # one thread: the timings of the docs, and identical numbers
-    try:
+    with one_thread():
         return _run(out_dir, quick)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(out_dir: Path, quick: bool) -> dict:

@@ -57,7 +57,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 
 from ..checkpoint import load_weights
 from ..config import parse_config
@@ -66,6 +65,7 @@ from ..networks import build_model
 from ..training import train
 from . import _thesis
 from .verdict import judge
+from ._train import one_thread
 
 SUMMARY = ("seed 002: Hamiltonian/Verlet nets (width 2, 4) on ellipses and swiss roll, multilevel 2 → 1024 "
            "layers, VarPro + Gauss-Newton, 5 seeds")
@@ -194,12 +194,8 @@ def run(out_dir: str | Path, quick: bool = False) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # one thread while training (the trainer's ``threads = 1`` sets it too), the caller's count after
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return _run(out_dir, quick)
-    finally:
-        torch.set_num_threads(threads)
 
 
 STATISTICS = ("val_accuracy", "train_accuracy", "test_accuracy", "level_seconds")

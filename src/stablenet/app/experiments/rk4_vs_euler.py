@@ -96,7 +96,7 @@ from ...data import load_dataset
 from ..io import pyplot, save_figure, write_json
 from ..plots import CLASS_COLORS, plot_decision_regions
 from . import _thesis
-from ._train import accuracy
+from ._train import accuracy, one_thread
 from .verdict import check, judge
 
 SUMMARY = ("seed 004 Fig 3.9: RK4 with a 4x larger step vs forward Euler (T = 10): objective functions, "
@@ -397,12 +397,8 @@ def claims(landscapes: dict, per_seed: dict) -> list[dict]:
 def run(out_dir: str | Path, quick: bool = False) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)              # one thread: the timings of the docs, and identical numbers
-    try:
+    with one_thread():
         return _run(out_dir, quick)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(out_dir: Path, quick: bool) -> dict:

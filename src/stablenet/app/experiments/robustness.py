@@ -91,13 +91,13 @@ import os
 import time
 from pathlib import Path
 
-import torch
 
 from ..io import write_json
 from . import robustness_conv as conv
 from . import robustness_study as study
 from .robustness_plots import plot_problem
 from .verdict import check, judge
+from ._train import one_thread
 
 SUMMARY = ("issue 18: accuracy under noise / FGSM / PGD and Lipschitz constants of ResNet vs antisymmetric, "
            "Hamiltonian and parabolic networks (matched size, two depths, seeds, adversarial training)")
@@ -378,27 +378,19 @@ def run_part(out_dir: str | Path, problem: str = "peaks", quick: bool = False, o
     parts = problems(quick)
     if problem not in parts:
         raise ValueError(f"unknown part {problem!r}; parts: {list(parts)}")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         _units(out_dir / "units", parts[problem], compute=True, only=only)
         return assemble(out_dir, quick, started)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def run(out_dir: str | Path, quick: bool = False) -> dict:
     out_dir, started = Path(out_dir), time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         parts = problems(quick)
         for name in selected_parts(quick):
             _units(out_dir / "units", parts[name], compute=True)
         return assemble(out_dir, quick, started)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def main(argv=None) -> int:

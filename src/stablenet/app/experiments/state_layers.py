@@ -106,7 +106,7 @@ from ...data import load_dataset
 from ..io import pyplot, save_figure, write_json
 from ..plots import CLASS_COLORS, plot_decision_regions
 from . import _thesis
-from ._train import accuracy
+from ._train import accuracy, one_thread
 from .verdict import judge
 
 SUMMARY = ("seed 004 Fig 3.3: train with nY = 8...256 state layers (nt = 8 linear controls, T = 20, "
@@ -356,12 +356,8 @@ def _plot_regions(models: dict, grids, data, A: list[list[float]], path: Path, r
 def run(out_dir: str | Path, quick: bool = False) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)              # one thread: the timings of the docs, and identical numbers
-    try:
+    with one_thread():
         return _run(out_dir, quick)
-    finally:
-        torch.set_num_threads(threads)
 
 
 PER_SEED = ("val_accuracy", "test_accuracy", "train_accuracy", "final_objective",

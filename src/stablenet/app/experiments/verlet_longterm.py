@@ -75,6 +75,7 @@ from ... import Hamiltonian, ODEBlock
 from ..io import pyplot, save_figure, write_json
 from .phase_plane import FEATURES, H, plot_paths
 from .verdict import check
+from ._train import one_thread
 
 SUMMARY = "seed 003 Fig 3: Hamiltonian network with K_v under Verlet for N = 20 ... 1000 layers"
 
@@ -296,12 +297,8 @@ def _plot_energy(num: dict, path: Path) -> Path:
 def run(out_dir: str | Path, quick: bool = False) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return _run(out_dir, quick)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(out_dir: Path, quick: bool) -> dict:
