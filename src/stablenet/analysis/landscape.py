@@ -200,7 +200,8 @@ def loss_surface_2d(model: nn.Module, loss_fn: Callable, x, y, *,
         model: any module; ``model(x)`` gives what ``loss_fn`` takes.  Never modified: it is
             evaluated with ``torch.func.functional_call`` under ``torch.no_grad``.
         loss_fn: ``loss_fn(model(x), y)`` → scalar tensor (e.g. ``softmax_cross_entropy``).
-        x, y: the data the loss is measured on (Li et al.: the training set).
+        x: the inputs the loss is measured on (Li et al.: the training set).
+        y: their targets.
         directions: (δ, η), each a parameter set (list aligned with ``model.parameters()`` or a
             name → tensor mapping).  Default: two filter-normalized directions from
             :func:`random_direction` with ``generator`` (None: a generator seeded with 0, so the

@@ -181,7 +181,8 @@ class NewtonTypeOptimizer(torch.optim.Optimizer):
         weight_decay: default wd of the groups: the term wd/2‖θ‖² of the objective (not decoupled).
         varpro: a :class:`VarPro` for the same model: optimize the reduced objective Φ(θ); the
             classifier must then not be among ``params``.
-        cg_rtol, cg_max_iter: CG stops at ‖A p + g‖ ≤ cg_rtol·‖g‖ or after cg_max_iter products.
+        cg_rtol: CG stops at ‖A p + g‖ ≤ cg_rtol·‖g‖ ...
+        cg_max_iter: ... or after cg_max_iter products.
         preconditioner: optional M ≈ A⁻¹, a function on flat vectors (SPD).
         damping: δ ≥ 0 added to the curvature (Levenberg–Marquardt).
         hessian_samples: ``None`` (curvature on the full batch), an integer k (a random subsample of
