@@ -373,6 +373,7 @@ class ConvNetSpec:
 
     @classmethod
     def keys(cls) -> list[str]:
+        """The names of the spec's fields, in declaration order."""
         return [f.name for f in fields(cls)]
 
     @classmethod

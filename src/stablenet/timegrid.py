@@ -72,6 +72,7 @@ class StateGrid:
 
     @property
     def h(self) -> float:
+        """The step h = T / steps."""
         return self.T / self.steps
 
     def times(self) -> torch.Tensor:

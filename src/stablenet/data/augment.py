@@ -153,6 +153,8 @@ class Augmentation:
         self.mean, self.std = mean, std
 
     def eval_transform(self, x: torch.Tensor) -> torch.Tensor:
+        """The transform of validation and test batches: the per-channel normalization alone (``x``
+        unchanged without ``mean``/``std``); nothing random."""
         return x if self.mean is None else normalize_channels(x, self.mean, self.std)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -49,4 +49,5 @@ class Antisymmetric(SingleLayer):
 
     @property
     def gamma(self) -> float:
+        """The damping γ ≥ 0 of K ↦ ½(K − Kᵀ − γI): the eigenvalues lie on Re λ = −γ/2."""
         return self.parametrizations.K[0].gamma

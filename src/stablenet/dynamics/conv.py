@@ -263,6 +263,7 @@ class ConvAntisymmetric(ConvSingleLayer):
 
     @property
     def gamma(self) -> float:
+        """The damping γ ≥ 0 of the kernel ½(K − K*) − γI: the spectrum lies on Re λ = −γ."""
         return self.parametrizations.K[0].gamma
 
 

@@ -68,6 +68,8 @@ class Adjoint(GradientMode):
                 f"memory independent of depth) or a Runge-Kutta method")
 
     def backward_integrator(self, block):
+        """The integrator of the backward (adjoint) solve: ``method`` if given, else the block's own
+        integrator if it is a one-step method, else RK4 (for ``ab3``)."""
         if self.method is not None:
             return get_integrator(self.method)
         return block.integrator if is_one_step(block.integrator) else get_integrator("rk4")

@@ -39,6 +39,9 @@ class GradientMode:
         """Raise ``ValueError`` if this mode cannot differentiate this pairing."""
 
     def solve(self, block: GradientBlock, state, steps: int):
+        """Y_N from ``state`` = Y_0 by ``steps`` steps of the block's integrator, differentiable
+        w.r.t. the state and the block's weights the way this mode computes gradients.  Every mode
+        implements it."""
         raise NotImplementedError
 
     def options(self) -> dict:

@@ -73,6 +73,7 @@ class BlockCoordinateDescent:
 
     @property
     def param_groups(self):
+        """The θ optimizer's parameter groups (what a learning-rate scheduler scales)."""
         return self.theta_optimizer.param_groups
 
     def step(self, x: torch.Tensor, labels: torch.Tensor, penalty: Penalty | None = None) -> torch.Tensor:
@@ -90,7 +91,9 @@ class BlockCoordinateDescent:
         return torch.tensor(loss, dtype=features.dtype)
 
     def state_dict(self):
+        """The θ optimizer's state (the classifier's weights live in the model)."""
         return self.theta_optimizer.state_dict()
 
     def load_state_dict(self, state_dict) -> None:
+        """Restore the θ optimizer's state from a :meth:`state_dict`."""
         self.theta_optimizer.load_state_dict(state_dict)

@@ -178,10 +178,12 @@ class VarPro:
     # -- sizes and the regularization -----------------------------------------------------------
     @property
     def n_classes(self) -> int:
+        """Number of classes: the classifier's output size."""
         return self.model.classifier.out_features
 
     @property
     def n_features(self) -> int:
+        """Width of the features the classifier takes: its input size."""
         return self.model.classifier.in_features
 
     def _dense(self) -> bool:

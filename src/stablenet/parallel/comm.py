@@ -26,22 +26,28 @@ class SerialComm:
         self.allreduces = 0
 
     def isend(self, state, dst: int, tag: int):  # pragma: no cover - never called with one rank
+        """Never called with one rank: raises ``RuntimeError``."""
         raise RuntimeError("SerialComm has a single rank and cannot send")
 
     def recv(self, template, src: int, tag: int):  # pragma: no cover
+        """Never called with one rank: raises ``RuntimeError``."""
         raise RuntimeError("SerialComm has a single rank and cannot receive")
 
     def wait(self, handles) -> None:
+        """Nothing to wait for."""
         pass
 
     def allreduce_sum(self, value: float, device=None) -> float:
+        """``value`` itself, the sum over the one rank (the all-reduce is counted)."""
         self.allreduces += 1
         return value
 
     def allreduce_tensors(self, tensors) -> None:
+        """Nothing to do: with one rank the tensors already hold the sum."""
         pass
 
     def broadcast(self, state, src: int, template):
+        """``state`` itself."""
         return state
 
 
@@ -76,6 +82,8 @@ class TorchComm:
         return self.dist.get_global_rank(self.group, rank)
 
     def isend(self, state, dst: int, tag: int):
+        """Start sending ``state`` (each tensor of a pair) to rank ``dst`` of the group with ``tag``,
+        counting messages and bytes; returns the handles for :meth:`wait`."""
         handles = []
         for t in flat(state):
             t = t.detach().contiguous()
@@ -85,6 +93,8 @@ class TorchComm:
         return handles
 
     def recv(self, template, src: int, tag: int):
+        """Receive from rank ``src`` of the group a state shaped like ``template`` (a tensor or a
+        pair); blocks until it has arrived."""
         out = []
         for t in flat(template):
             buf = torch.empty_like(t)
@@ -93,20 +103,25 @@ class TorchComm:
         return unflat(out, is_pair(template))
 
     def wait(self, handles) -> None:
+        """Wait until the sends behind ``handles`` (from :meth:`isend`) have completed."""
         for work, _tensor in handles:
             work.wait()
 
     def allreduce_sum(self, value: float, device=None) -> float:
+        """The sum of ``value`` over the group's ranks (reduced as a float64 tensor on ``device``)."""
         self.allreduces += 1
         t = torch.tensor([value], dtype=torch.float64, device=device)
         self.dist.all_reduce(t, group=self.group)
         return float(t.item())
 
     def allreduce_tensors(self, tensors) -> None:
+        """Sum each of ``tensors`` over the group's ranks, in place."""
         for t in tensors:
             self.dist.all_reduce(t, group=self.group)
 
     def broadcast(self, state, src: int, template):
+        """Rank ``src``'s ``state`` on every rank of the group (the others pass a ``template`` with
+        its shapes)."""
         out = []
         for i, t in enumerate(flat(template)):
             buf = flat(state)[i].detach().contiguous().clone() if self.rank == src else torch.empty_like(t)

@@ -92,6 +92,7 @@ class ParallelContext:
 
     @property
     def enabled(self) -> bool:
+        """Whether the blocks are solved by MGRIT (options were given, from ``[parallel]``)."""
         return bool(self.options)
 
     def apply(self, model: torch.nn.Module) -> torch.nn.Module:
@@ -129,6 +130,7 @@ class ParallelContext:
         return t.tolist()
 
     def barrier(self) -> None:
+        """Wait for every process (nothing to do with one process)."""
         if self.world > 1:
             import torch.distributed as dist
 

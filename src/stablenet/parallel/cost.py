@@ -38,6 +38,7 @@ class Cost:
 
     @property
     def speedup(self) -> float:
+        """The predicted speedup ``serial_time / time`` (∞ for zero time)."""
         return self.serial_time / self.time if self.time > 0 else math.inf
 
 

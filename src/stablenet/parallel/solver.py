@@ -160,6 +160,7 @@ class SolveStats:
 
     @property
     def relative_residuals(self) -> list[float]:
+        """The residual norms divided by the first one (all 0 if the first is 0)."""
         r0 = self.residuals[0] if self.residuals else 0.0
         return [r / r0 if r0 > 0 else 0.0 for r in self.residuals]
 

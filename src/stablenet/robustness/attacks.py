@@ -77,16 +77,20 @@ class Attack:
 
     @property
     def adversarial(self) -> bool:
+        """Whether the method uses the model's gradient (an attack) rather than random noise."""
         return self.method not in NOISES
 
     @property
     def needs_images(self) -> bool:
+        """Whether the method needs image inputs (AutoAttack: its Square attack)."""
         return self.method == "autoattack"
 
     def describe(self) -> dict:
+        """The settings as a dict, with ``name`` first (for results files)."""
         return {"name": self.name, **asdict(self)}
 
     def with_steps(self, steps: int) -> "Attack":
+        """The same attack with ``steps`` iterations."""
         return replace(self, steps=steps)
 
 

@@ -92,6 +92,7 @@ class LipschitzBound:
     norm: str = "l2"
 
     def to_dict(self) -> dict:
+        """The bound as a JSON-ready dict: ``value``, ``norm``, ``reason``, ``parts``."""
         return {"value": self.value, "norm": self.norm, "reason": self.reason, "parts": self.parts}
 
 

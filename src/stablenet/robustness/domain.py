@@ -43,6 +43,7 @@ class Domain:
 
     @property
     def features(self) -> int:
+        """Number of features: the box's dimension."""
         return int(self.lower.numel())
 
     @property
@@ -85,6 +86,7 @@ class Domain:
         return torch.maximum(torch.minimum(x, hi), lo)
 
     def contains(self, x: torch.Tensor, tol: float = 0.0) -> bool:
+        """Whether every row of ``x`` lies in the box, up to ``tol`` in each feature."""
         lo, hi = self.lower.to(x), self.upper.to(x)
         return bool(((x >= lo - tol) & (x <= hi + tol)).all())
 
