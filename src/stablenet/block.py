@@ -128,6 +128,8 @@ class ODEBlock(nn.Module):
     # -- grids ------------------------------------------------------------------------------------
     @property
     def steps(self) -> int:
+        """Number N of state steps, h = T / N; settable (``block.steps = 4 * N``) to evaluate the
+        same weights on another state grid."""
         return self._steps
 
     @steps.setter
@@ -136,14 +138,18 @@ class ODEBlock(nn.Module):
 
     @property
     def h(self) -> float:
+        """The state step h = T / steps."""
         return self.T / self.steps
 
     @property
     def state_grid(self) -> StateGrid:
+        """The state grid: :class:`~stablenet.timegrid.StateGrid` (T, steps)."""
         return StateGrid(self.T, self.steps)
 
     @property
     def control_grid(self) -> ControlGrid:
+        """The weights' control grid: :class:`~stablenet.timegrid.ControlGrid` (T, the dynamics' nt,
+        ``controls``)."""
         return ControlGrid(self.T, self.dynamics.nt, self.controls)
 
     def weights_at(self, times) -> tuple[torch.Tensor, ...]:
