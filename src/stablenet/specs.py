@@ -41,6 +41,10 @@ from .models import OPENINGS, ODEClassifier
 from .timegrid import INTERPOLATIONS
 
 ArgumentError = _checks.ArgumentError
+"""``ArgumentError(argument, message)``: a ``ValueError`` that knows which argument it is about
+(``argument``: a parameter or spec field name such as ``"method"``), so that a caller can report
+it under its own name for that argument (the configuration file: ``model.blocks.0.method``).
+The spec checks raise it; defined in ``stablenet._checks``."""
 
 
 @contextmanager
