@@ -9,6 +9,8 @@
   becomes an optional mkdocs-autorefs reference: a link where the object is on a page of the site
   (a bare name is looked up among the current page's anchors), plain code where it is not (a
   private helper), never a warning.  ``~`` shows the last component, as in Sphinx.
+* The docstrings' reStructuredText simple tables (``====  ====`` borders) become Markdown tables:
+  :class:`RstSimpleTables`, a griffe extension (mkdocs.yml, mkdocstrings' ``extensions``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import html
 import re
 from pathlib import Path
 
+import griffe
 from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,3 +70,67 @@ def on_page_content(content, page, config, files):
                 f"<code>{html.escape(title)}</code></autoref>")
 
     return _ROLE.sub(autoref, content)
+
+
+# -- reStructuredText simple tables in docstrings ---------------------------------------------------
+_BORDER = re.compile(r"^( *)=+(?: +=+)+ *$")
+
+
+def _cells(line: str, starts: list[int]) -> list[str]:
+    """A row cut at the columns' start positions (the last column runs to the end of the line); a
+    cut that falls inside a word (a cell misaligned by a character or two, e.g. after a combining
+    character) moves to the nearest start of text after two spaces."""
+    texts = [m.end() for m in re.finditer(r"  +", line)]
+    cuts = [starts[0]]
+    for start in starts[1:]:
+        if 0 < start < len(line) and line[start - 1] != " ":
+            near = [t for t in texts if abs(t - start) <= 3]
+            start = min(near, key=lambda t: abs(t - start)) if near else start
+        cuts.append(start)
+    return [line[a:b].strip() for a, b in zip(cuts, [*cuts[1:], None])]
+
+
+def _markdown_row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def rst_tables_to_markdown(text: str) -> str:
+    """Every simple table of ``text`` as a Markdown table.  A row whose first cell is empty
+    continues the row above it; a table with no header border gets an empty header row."""
+    lines, out, i = text.split("\n"), [], 0
+    while i < len(lines):
+        border = _BORDER.match(lines[i])
+        ends = [j for j in range(i + 1, len(lines)) if _BORDER.match(lines[j])
+                and lines[j].strip() == lines[i].strip()] if border else []
+        if not ends:
+            out.append(lines[i])
+            i += 1
+            continue
+        starts = [m.start() for m in re.finditer(r"=+", lines[i])]
+        header_end = ends[0] if len(ends) >= 2 else None
+        end = ends[1] if len(ends) >= 2 else ends[0]
+        rows: list[list[str]] = []
+        header: list[list[str]] = []
+        for j in range(i + 1, end):
+            if j == header_end or not lines[j].strip():
+                continue
+            cells = _cells(lines[j], starts)
+            target = header if header_end is not None and j < header_end else rows
+            if not cells[0] and target:
+                target[-1] = [f"{a} {b}".strip() for a, b in zip(target[-1], cells)]
+            else:
+                target.append(cells)
+        head = [" ".join(c for c in col if c) for col in zip(*header)] if header else [""] * len(starts)
+        indent = border.group(1)
+        out += [indent + _markdown_row(head), indent + "|" + "---|" * len(starts)]
+        out += [indent + _markdown_row(r) for r in rows]
+        i = end + 1
+    return "\n".join(out)
+
+
+class RstSimpleTables(griffe.Extension):
+    """Rewrite the reStructuredText simple tables of every docstring as Markdown tables."""
+
+    def on_instance(self, *, obj, **kwargs) -> None:
+        if obj.docstring is not None and "==" in obj.docstring.value:
+            obj.docstring.value = rst_tables_to_markdown(obj.docstring.value)
