@@ -34,7 +34,6 @@
 # We reproduce seed 003's phase-plane experiments and then measure Verlet's reversibility.
 
 # %%
-
 import matplotlib.pyplot as plt
 import torch
 
