@@ -97,10 +97,11 @@ assert torch.allclose(Y, Y_block, atol=1e-12, rtol=0), "the Euler block must be 
 
 # %%
 methods = ["euler", "midpoint", "rk4", "ab3", "verlet"]
-fig, axes = plt.subplots(1, len(methods), figsize=(16, 3.6), sharey=True)
+fig, axes = plt.subplots(1, len(methods), figsize=(16, 5.2), sharey=True)
 for ax, method in zip(axes, methods):
-    draw_region(ax, method, extent=3.5)
-    ax.plot([], [], "s", color="tab:red", alpha=0.3, label="|growth| ≤ 1")
+    draw_region(ax, method, extent=3.5)              # verlet: draws and labels its segment
+    if method != "verlet":
+        ax.plot([], [], "s", color="tab:red", alpha=0.3, label="|growth| ≤ 1")
     ax.set_title(method)
     ax.set_xlabel("Re(hλ)")
     ax.set_xlim(-3.5, 1.0)
@@ -161,7 +162,7 @@ for name, blk in blocks.items():
           f"   inside the region: {100 * s['fraction_stable']:.0f}%")
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+fig, axes = plt.subplots(1, 3, figsize=(13, 6))
 for ax, (name, blk) in zip(axes, blocks.items()):
     draw_region(ax, blk.integrator.name, extent=3.5)
     z = zs[name]
