@@ -9,6 +9,8 @@
   becomes an optional mkdocs-autorefs reference: a link where the object is on a page of the site
   (a bare name is looked up among the current page's anchors), plain code where it is not (a
   private helper), never a warning.  ``~`` shows the last component, as in Sphinx.
+* A tutorial's table of contents keeps the inline code of its headings and links to their ids
+  (mkdocs-jupyter drops the code, and links to ids that do not exist).
 * The docstrings' reStructuredText simple tables (``====  ====`` borders) become Markdown tables:
   :class:`RstSimpleTables`, a griffe extension (mkdocs.yml, mkdocstrings' ``extensions``).
 """
@@ -54,7 +56,28 @@ def on_page_markdown(markdown, page, config, files):
                            markdown)
 
 
+def _tutorial_toc_titles(content, page) -> None:
+    """A tutorial's table of contents with its headings' full text and ids: mkdocs-jupyter drops
+    inline code from the titles ("an `ODEBlock` with" became "an with") and so links to ids that
+    do not exist.  Entries and headings are paired in document order (left alone if they differ
+    in number)."""
+    headings = [(m[1], re.sub(r"<[^>]+>", "", re.sub(r'<a class="anchor-link".*?</a>', "", m[2])))  # HTML text
+                for m in re.finditer(r'<h[1-6] id="([^"]+)">(.*?)</h[1-6]>', content, re.S)]
+
+    def flat(items):
+        for item in items:
+            yield item
+            yield from flat(item.children)
+
+    items = list(flat(page.toc))
+    if len(items) == len(headings):
+        for item, (anchor, title) in zip(items, headings):
+            item.id, item.title = anchor, title.strip()
+
+
 def on_page_content(content, page, config, files):
+    if page.file.src_uri.startswith("tutorials/"):
+        _tutorial_toc_titles(content, page)
     anchors = [a for a in _ANCHOR.findall(content) if a.startswith("stablenet")]
 
     def identifier(name: str) -> str:

@@ -90,7 +90,12 @@ def test_every_tutorial_is_a_page_once(site):
         assert f"tutorials/{script.name}" in nav, f"{script.name} is not in mkdocs.yml's nav"
         page = site / "tutorials" / script.stem / "index.html"
         assert page.is_file(), script.name
-        assert "jp-Notebook" in page.read_text() or "jupyter-wrapper" in page.read_text(), script.name
+        html = page.read_text()
+        assert "jp-Notebook" in html or "jupyter-wrapper" in html, script.name
+        # the table of contents links to the tutorial's own headings
+        ids = set(re.findall(r'\bid="([^"]+)"', html))
+        toc = re.findall(r'<a href="#([^"]*)" class="md-nav__link">', html)
+        assert toc and all(anchor in ids for anchor in toc), f"{script.name}: {set(toc) - ids}"
     # the generated notebooks next to the scripts are not rendered a second time
     assert not list(site.rglob("*.ipynb"))
     assert sorted(p.name for p in (site / "tutorials").iterdir() if p.is_dir()) == [s.stem for s in scripts]
