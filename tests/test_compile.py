@@ -64,6 +64,56 @@ def test_every_integrator_compiles_with_autograd_and_checkpoint(method):
     compiled_matches_eager(block(method, sn.Checkpoint(segment=2), controls="constant", nt=3), x)
 
 
+@pytest.mark.parametrize("method", list(PAIRS))
+def test_unrolled_loop_compiles_and_equals_eager(method):
+    """compiled_loop="unroll" (every step traced) gives what eager and the scan give."""
+    torch.manual_seed(5)
+    b = block(method, "autograd", steps=4, nt=3)
+    b.compiled_loop = "unroll"
+    compiled_matches_eager(b, torch.randn(3, 4))
+
+
+def captured_graphs(module, x):
+    """The FX graphs TorchDynamo hands the backend for one forward + backward of ``module``."""
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch.compile(module, fullgraph=True, backend=backend)(x).square().sum().backward()
+    return graphs
+
+
+def scans(graph):
+    return sum(node.target is torch.ops.higher_order.scan for node in graph.graph.nodes)
+
+
+@pytest.mark.parametrize("method", list(PAIRS))
+def test_scan_traces_one_step_whatever_the_number_of_steps(method):
+    """The default compiled loop is one scan over the uniform steps: the traced graph (what
+    inductor builds code for) has the same size for 8 and 64 steps (up to the start-up steps of
+    ab3/leapfrog); unrolled, it grows with N."""
+    x = torch.randn(2, 4)
+    sizes = {}
+    for loop in ("scan", "unroll"):
+        for steps in (8, 64):
+            torch._dynamo.reset()
+            b = block(method, "autograd", steps=steps, nt=4)
+            b.compiled_loop = loop
+            (graph,) = captured_graphs(b, x)
+            sizes[loop, steps] = len(graph.graph.nodes)
+            assert scans(graph) == (loop == "scan")
+    # equal up to the start-up steps' interpolation (a lerp where a stage time is not a control point)
+    assert abs(sizes["scan", 8] - sizes["scan", 64]) <= 4
+    assert sizes["unroll", 64] > 4 * sizes["unroll", 8] / 2
+
+
+def test_compiled_loop_is_checked():
+    with pytest.raises(ValueError, match="compiled_loop must be one of"):
+        sn.ODEBlock(sn.SingleLayer(2), T=1.0, steps=2, method="euler", compiled_loop="while")
+
+
 @pytest.mark.parametrize("method", ["verlet", "leapfrog"])
 def test_reversible_compiles_with_an_explicit_vjp(method):
     torch.manual_seed(1)
@@ -76,6 +126,17 @@ def test_inductor_block_and_dense_classifier():
     model = sn.ODEClassifier(2, 3, BlockSpec("antisymmetric", width=4, T=1.0, steps=2, method="euler").build())
     compiled_matches_eager(model, torch.randn(5, 2), backend="inductor",
                            loss=lambda s: torch.nn.functional.cross_entropy(s, torch.tensor([0, 1, 2, 0, 1])))
+
+
+def test_inductor_scan_of_a_two_layer_verlet_block():
+    """Inductor's code for the scanned loop: a two-layer right-hand side (which torch 2.13's
+    inductor miscompiled inside a scan while the update was ``add`` with ``alpha``) and Verlet's
+    two streams (whose scan needs fresh carry tensors)."""
+    torch.manual_seed(6)
+    compiled_matches_eager(sn.ODEBlock(sn.DoubleLayer(4, nt=3), T=1.0, steps=5, method="euler"), torch.randn(3, 4),
+                           backend="inductor")
+    torch._dynamo.reset()
+    compiled_matches_eager(block("verlet", "autograd", steps=5, nt=3), torch.randn(3, 4), backend="inductor")
 
 
 @pytest.mark.parametrize("dynamics,method,gradient,normalization", [

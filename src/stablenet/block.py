@@ -8,9 +8,13 @@ from torch import nn
 from . import _checks
 from .dynamics import Dynamics
 from .gradients import GradientMode, get_gradient_mode
-from .integrators import Integrator, SeparableRHS, get_integrator, is_reversible, solve
+from .integrators import Integrator, SeparableRHS, get_integrator, is_reversible, scan_solve, solve
 from .state import device_of
 from .timegrid import INTERPOLATIONS, ControlGrid, StateGrid
+
+
+#: values of ODEBlock's ``compiled_loop``
+COMPILED_LOOPS = ("scan", "unroll")
 
 
 def check_compatible(dynamics: Dynamics | type[Dynamics], integrator: Integrator) -> None:
@@ -82,6 +86,11 @@ class ODEBlock(nn.Module):
             ``"reversible"`` (Verlet/leapfrog: exact, memory independent of depth),
             ``"adjoint"`` (continuous adjoint solved backwards), ``"checkpoint"`` (recomputes
             segments), or a configured mode such as ``Adjoint(method="rk4", steps=64)``.
+        compiled_loop: what ``torch.compile`` makes of the N steps (docs/compile.md):
+            ``"scan"`` (default) traces one step and loops over it in the compiled code (build
+            time independent of N; used with ``gradient="autograd"`` and without gradients),
+            ``"unroll"`` traces every step into one graph (build time grows with N).  Eager
+            execution ignores it.
 
     Input and output are batch-first, (batch, width).  For two-stream dynamics a tensor input is
     y(0) with z starting at 0 (Verlet: Z_{−1/2} = 0, the seeds' convention) and the output is
@@ -97,7 +106,8 @@ class ODEBlock(nn.Module):
     """
 
     def __init__(self, dynamics: Dynamics, *, T: float, steps: int, method: str | Integrator,
-                 controls: str = "constant", gradient: str | GradientMode = "autograd"):
+                 controls: str = "constant", gradient: str | GradientMode = "autograd",
+                 compiled_loop: str = "scan"):
         super().__init__()
         if not isinstance(dynamics, Dynamics):
             raise TypeError(f"dynamics must be a stablenet Dynamics module, got {type(dynamics).__name__}")
@@ -109,6 +119,7 @@ class ODEBlock(nn.Module):
         self.controls = _checks.choice("controls", controls, INTERPOLATIONS)
         self._coordinate_cache: dict = {}
         self.gradient = gradient
+        self.compiled_loop = _checks.choice("compiled_loop", compiled_loop, COMPILED_LOOPS)
 
     @property
     def gradient(self) -> GradientMode:
@@ -196,17 +207,35 @@ class ODEBlock(nn.Module):
         """The right-hand side f(j, c, state) the integrator calls, θ of stage (j, c) being
         ``thetas[index[j][c] − first]`` (a sequence of per-weight tuples; ``first`` lets it hold
         a single step's rows)."""
+        return self._rhs(lambda j, c: thetas[index[j][c] - first])
+
+    def _rhs(self, theta):
+        """f(j, c, state) with the stage's θ = ``theta(j, c)`` (a tuple of weights)."""
         dyn = self.dynamics
         if self.integrator.separable:
             dy, dz = dyn.dy, dyn.dz
-            return SeparableRHS(lambda j, c, z: dy(z, *thetas[index[j][c] - first]),
-                                lambda j, c, y: dz(y, *thetas[index[j][c] - first]))
+            return SeparableRHS(lambda j, c, z: dy(z, *theta(j, c)), lambda j, c, y: dz(y, *theta(j, c)))
         forward = dyn.forward
 
         def f(j, c, y):
-            return forward(y, *thetas[index[j][c] - first])
+            return forward(y, *theta(j, c))
 
         return f
+
+    def _scan_solve(self, state, steps: int):
+        """Y_N by :func:`~stablenet.integrators.scan_solve`: the uniform steps as one scan, their
+        θ gathered per stage offset into tensors with one row per step (what the compiled loop
+        body indexes).  Differentiated by autograd (the gradient of the same discrete network)."""
+        integrator, device = self.integrator, device_of(state)
+        first = min(integrator.uniform_from, steps)
+        f = self.rhs(*self.stage_weights(steps, device, eager=False))  # rows of the start-up steps only
+        offsets = integrator.stage_offsets(first)
+        grid, weights = self.control_grid, self.dynamics.control_weights()
+        rows = tuple(tuple(grid.gather(w, grid.stage_coordinates([(j, c) for j in range(first, steps)], steps, device))
+                           for w in weights) for c in offsets)
+        position = {c: k for k, c in enumerate(offsets)}
+        return scan_solve(integrator, f, lambda row: self._rhs(lambda j, c: row[position[c]]), rows, state,
+                          self.T / steps, steps)
 
     # -- forward ----------------------------------------------------------------------------------
     def _check_state(self, names: tuple[str, str], y, z=None, *, what: str = "ODEBlock input") -> None:
@@ -261,7 +290,10 @@ class ODEBlock(nn.Module):
             state = x
 
         device = device_of(state)
-        if return_states or not torch.is_grad_enabled():
+        if (not return_states and self.compiled_loop == "scan" and _checks.compiling()
+                and (self.gradient.name == "autograd" or not torch.is_grad_enabled())):
+            out = self._scan_solve(state, N)  # traced as one step: build time independent of N
+        elif return_states or not torch.is_grad_enabled():
             # all states are kept anyway (or nothing is differentiated): plain stepping
             out = solve(self.integrator, self.rhs(*self.stage_weights(N, device)), state,
                         self.T / N, N, return_states)
@@ -293,6 +325,7 @@ class ODEBlock(nn.Module):
 
     def extra_repr(self) -> str:
         grad = "" if self.gradient.name == "autograd" else f", gradient={self.gradient!r}"
+        loop = "" if self.compiled_loop == "scan" else f", compiled_loop={self.compiled_loop!r}"
         return (f"T={self.T}, steps={self.steps}, method={self.integrator.name!r}, "
-                f"controls={self.controls!r}{grad}")
+                f"controls={self.controls!r}{grad}{loop}")
 

@@ -44,9 +44,16 @@ def device_of(state: State) -> torch.device:
 
 
 def axpy(y: State, a: float, x: State) -> State:
-    """y + a·x (stream by stream for pairs)."""
+    """y + a·x (stream by stream for pairs).
+
+    Eager: one ``torch.add(y, x, alpha=a)`` (one kernel, one autograd node).  While compiling,
+    ``y + a * x``, which inductor fuses into the same single kernel: inside a scanned loop body
+    (``compiled_loop="scan"``) inductor of torch 2.13 miscompiles ``add`` with ``alpha``.
+    """
     if type(y) is tuple:
-        return tuple(torch.add(yi, xi, alpha=a) for yi, xi in zip(y, x))
+        return tuple(axpy(yi, a, xi) for yi, xi in zip(y, x))
+    if torch.compiler.is_compiling():
+        return y + a * x
     return torch.add(y, x, alpha=a)
 
 

@@ -14,13 +14,13 @@ name           scheme                      order  integrates
 """
 
 from .base import (Integrator, SeparableRHS, available, get_integrator, is_one_step, is_reversible,
-                   register, solve)
+                   register, scan_solve, solve)
 from .multistep import AdamsBashforth3
 from .runge_kutta import RK3, RK4, Euler, Midpoint
 from .symplectic import Leapfrog, Verlet
 
 __all__ = [
     "Integrator", "SeparableRHS", "available", "get_integrator", "is_one_step", "is_reversible",
-    "register", "solve",
+    "register", "scan_solve", "solve",
     "Euler", "Midpoint", "RK3", "RK4", "AdamsBashforth3", "Verlet", "Leapfrog",
 ]

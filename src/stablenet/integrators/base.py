@@ -63,6 +63,10 @@ class Integrator:
     second_order: ClassVar[bool] = False
     multistep: ClassVar[bool] = False
     _offsets: ClassVar[tuple[float, ...]] = (0.0,)
+    #: steps j ≥ uniform_from all take one form: the same stage offsets, memory of the same
+    #: structure in and out, no branch on j.  Those steps can run as one loop body
+    #: (:func:`scan_solve`); a scheme with start-up steps (Adams–Bashforth) sets it past them.
+    uniform_from: ClassVar[int] = 0
 
     def stage_offsets(self, j: int) -> tuple[float, ...]:
         """The stage positions c (in units of h from t_j) at which step j evaluates f."""
@@ -131,3 +135,44 @@ def solve(integrator: Integrator, f: RHS, y0: State, h: float, steps: int,
         y, memory = step(f, j, y, h, memory)
         states.append(y)
     return _state.stack(states)
+
+
+def scan_solve(integrator: Integrator, f: RHS, rhs_of_row: Callable[[Any], RHS], rows, y0: State, h: float,
+               steps: int) -> State:
+    """Y_N as :func:`solve` gives it, with the steps j ≥ ``integrator.uniform_from`` run as one
+    ``torch`` scan (``torch._higher_order_ops.scan``) instead of a Python loop.
+
+    Under ``torch.compile`` a Python loop is unrolled: the graph, and the time to build it, grow
+    with N (minutes for RK4 at N = 256).  A scan is traced once, as one step, and the compiled
+    code loops over it, so building costs the same for any N (docs/compile.md).  Used by
+    :class:`~stablenet.block.ODEBlock` while it is being compiled.
+
+    ``f`` is the right-hand side of the start-up steps (j < ``uniform_from``, run as usual);
+    ``rows`` the θ of the scanned steps, stacked along a leading dimension of length
+    N − ``uniform_from`` (any pytree of tensors); ``rhs_of_row(row)`` the right-hand side of a
+    step given its slice of ``rows``.  The step is called with j = ``uniform_from`` throughout: a
+    uniform step does not depend on j other than through θ.
+    """
+    from torch._higher_order_ops import scan
+
+    first = min(integrator.uniform_from, steps)
+    y, memory = y0, None
+    for j in range(first):
+        y, memory = integrator.step(f, j, y, h, memory)
+    if first == steps:
+        return y
+
+    stateless = memory is None  # one-step schemes: nothing but the state is carried
+
+    def body(carry, row):
+        y, new_memory = integrator.step(rhs_of_row(row), first, carry[0], h, None if stateless else carry[1])
+        # the carry comes out as fresh tensors: torch 2.13's scan refuses a body whose outputs may
+        # alias its inputs (leapfrog's and Adams–Bashforth's memory pass old values on, and the
+        # autograd of a Verlet step trips the same check); inductor fuses the copies away
+        out = torch.utils._pytree.tree_map(torch.clone, (y,) if stateless else (y, new_memory))
+        # one scalar per step as the scan's stacked output: with none, inductor (torch 2.13)
+        # fails to lower the scan or, for some right-hand sides, miscompiles it
+        return out, out[0][0].new_zeros(()) if type(y) is tuple else y.new_zeros(())
+
+    carry, _ = scan(body, (y,) if stateless else (y, memory), rows)
+    return carry[0]

@@ -22,6 +22,7 @@ class AdamsBashforth3(Integrator):
     name = "ab3"
     order = 3
     multistep = True
+    uniform_from = 2  # the two start-up steps are RK3 steps
     _startup = (0.0, 0.5, 1.0)
 
     def stage_offsets(self, j):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..state import axpy
 from .base import Integrator, SeparableRHS, register
 
 
@@ -37,8 +38,8 @@ class Verlet(Integrator):
 
     def step(self, f: SeparableRHS, j, state, h, memory):
         y, z = state
-        z = torch.add(z, f.dz(j, 0.0, y), alpha=h)
-        y = torch.add(y, f.dy(j, 0.5, z), alpha=h)
+        z = axpy(z, h, f.dz(j, 0.0, y))
+        y = axpy(y, h, f.dy(j, 0.5, z))
         return (y, z), None
 
     def step_back(self, f: SeparableRHS, j, state, h, memory=None):
@@ -81,13 +82,14 @@ class Leapfrog(Integrator):
     name = "leapfrog"
     order = 2
     second_order = True
+    uniform_from = 1  # step 0 is the Taylor start (no Y_{j−1} yet)
     _offsets = (0.0,)
 
     def step(self, f, j, y, h, memory):
         acc = f(j, 0.0, y)
         if memory is None:
-            return torch.add(y, acc, alpha=0.5 * h * h), y
-        return torch.add(torch.sub(2.0 * y, memory), acc, alpha=h * h), y
+            return axpy(y, 0.5 * h * h, acc), y
+        return axpy(torch.sub(2.0 * y, memory), h * h, acc), y
 
     def step_back(self, f, j, y, h, memory):
         """Invert step j: (Y_{j+1}, memory Y_j) → (Y_j, memory Y_{j−1}); None before step 0.
