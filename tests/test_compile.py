@@ -216,3 +216,15 @@ def test_training_compile_resumes_and_saves_plain_keys(tmp_path, monkeypatch):
 def test_compile_is_refused_with_newton_optimizers():
     with pytest.raises(Exception, match="training.compile"):
         small_config(compile=True, optimizer="gauss_newton")
+
+
+def test_training_compile_with_inductor(tmp_path):
+    """The trainer's compile (no fullgraph, default inductor backend) lowers the scanned loop:
+    inductor of torch 2.13 needs ``capture_scalar_outputs`` for it outside fullgraph, which the
+    trainer sets around its compiled steps (``training.compile_settings``); the run matches the
+    eager run's loss to float32 round-off."""
+    from stablenet.app.training import train
+
+    eager = train(small_config(epochs=1), tmp_path / "eager", progress=False)
+    compiled = train(small_config(epochs=1, compile=True), tmp_path / "compiled", progress=False)
+    assert compiled["val_loss"] == pytest.approx(eager["val_loss"], rel=1e-4)

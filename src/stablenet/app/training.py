@@ -113,6 +113,16 @@ def evaluate(model: ODEClassifier, x: torch.Tensor, y: torch.Tensor, loss_fn: Ca
     return total_loss / len(x), correct / len(x)
 
 
+def compile_settings(enabled: bool):
+    """The TorchDynamo settings a compiled training step runs under (forward and backward, where
+    inductor builds the backward's code): ``capture_scalar_outputs``, without which inductor of
+    torch 2.13 cannot lower the scanned step loop (docs/compile.md) of a model compiled without
+    ``fullgraph``, as the trainer compiles it.  A no-op context when ``enabled`` is false."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch._dynamo.config.patch(capture_scalar_outputs=True)
+
+
 def _compiled_graphs() -> int:
     """How many graphs torch.compile has built in this process so far (to tell compiling steps)."""
     from torch._dynamo.utils import counters
@@ -386,10 +396,12 @@ class Trainer:
 
         def closure():
             optimizer.zero_grad()
-            with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-                scores = self.forward_model(model)(xb)
-                loss = self._objective(model, scores, yb)
-            state.scaler.scale(loss).backward()  # (the loss itself without a scaler)
+            with compile_settings(t.compile):
+                with torch.autocast(self.device.type, dtype=self.autocast_dtype,
+                                    enabled=self.autocast_dtype is not None):
+                    scores = self.forward_model(model)(xb)
+                    loss = self._objective(model, scores, yb)
+                state.scaler.scale(loss).backward()  # (the loss itself without a scaler)
             if self.parallel.data_ranks > 1:  # the whole batch's gradient and loss (DDP's all-reduce)
                 self.parallel.reduce_gradients(model.parameters(), share)
                 loss = loss.new_tensor(self.parallel.reduce_sum([float(loss.detach()) * share])[0])
