@@ -141,6 +141,34 @@ def test_an_epoch_logged_but_not_checkpointed_is_logged_once_after_resume(tmp_pa
     _exactly_once(run, 5, 1)
 
 
+def test_a_resume_may_start_logging(tmp_path, monkeypatch):
+    """The logging keys may change on resume (they change what is written beside the run, not the
+    run): a run started without logs, interrupted after epoch 2 and resumed with
+    training.log = ["tensorboard"], logs epochs 3-4 and ends as the run without logs; any other
+    change is still refused."""
+    plain = small_config(epochs=4)
+    run = tmp_path / "run"
+    save = training.save_checkpoint
+
+    def die_after_the_second(*args, **kwargs):
+        path = save(*args, **kwargs)
+        if load_checkpoint(args[0])["epoch"] == 2:
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(training, "save_checkpoint", die_after_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        train(plain, run, progress=False)
+    monkeypatch.setattr(training, "save_checkpoint", save)
+    resumed = train(small_config(epochs=4, log=["tensorboard"], log_stability_every=1), run, resume=True,
+                    progress=False)
+    reference = train(plain, tmp_path / "reference", progress=False)
+    assert resumed["val_accuracy"] == reference["val_accuracy"]
+    assert steps(scalars(run)["loss/train"]) == [3, 4]
+    with raises_one_line(TrainingError, "training.lr"):
+        train(small_config(epochs=4, lr=0.5), run, resume=True, progress=False)
+
+
 def _wait_for_epoch(run: Path, epoch: int, proc, timeout=120.0):
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -75,7 +75,11 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-def config_differences(saved: Any, current: Any, ignore: Iterable[str] = ("data.data_dir",)) -> list[str]:
+#: keys a resume may change: where the data lies, and what is logged (not what is computed)
+RESUME_MAY_CHANGE = ("data.data_dir", "training.log", "training.log_stability_every", "training.log_stability_samples")
+
+
+def config_differences(saved: Any, current: Any, ignore: Iterable[str] = RESUME_MAY_CHANGE) -> list[str]:
     """The differences between two JSON dumps of configurations (``Config.model_dump(mode="json")``:
     nested dicts and lists), one line per differing key as its dotted path with both values::
 
@@ -87,7 +91,9 @@ def config_differences(saved: Any, current: Any, ignore: Iterable[str] = ("data.
     of ``saved`` (then those only in ``current``), list entries by index.  A key, or a list entry,
     present on one side only is "missing" on the other; a table on one side and a value on the other
     is one line with both.  ``ignore``: dotted keys (and everything below them) left out — by
-    default data.data_dir, which may move between a run and its resume.  [] when they agree.
+    default :data:`RESUME_MAY_CHANGE`: data.data_dir, which may move between a run and its resume,
+    and the logging keys (``training.log``, ``log_stability_*``), which change what is written
+    beside the run, not the run.  [] when they agree.
     """
     skip = set(ignore)
     lines: list[str] = []
