@@ -64,13 +64,18 @@ def test_every_integrator_compiles_with_autograd_and_checkpoint(method):
     compiled_matches_eager(block(method, sn.Checkpoint(segment=2), controls="constant", nt=3), x)
 
 
+@pytest.mark.parametrize("loop", ["scan", "unroll"])
 @pytest.mark.parametrize("method", list(PAIRS))
-def test_unrolled_loop_compiles_and_equals_eager(method):
-    """compiled_loop="unroll" (every step traced) gives what eager and the scan give."""
+def test_both_compiled_loops_equal_eager(method, loop):
+    """compiled_loop="scan" (one step traced, looped) and "unroll" (every step traced) give the
+    eager output and gradients, with and without gradients being recorded."""
     torch.manual_seed(5)
     b = block(method, "autograd", steps=4, nt=3)
-    b.compiled_loop = "unroll"
-    compiled_matches_eager(b, torch.randn(3, 4))
+    b.compiled_loop = loop
+    x = torch.randn(3, 4)
+    compiled_matches_eager(b, x)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(b, fullgraph=True, backend="aot_eager")(x), b(x), **TOL)
 
 
 def captured_graphs(module, x):
@@ -109,6 +114,18 @@ def test_scan_traces_one_step_whatever_the_number_of_steps(method):
     assert sizes["unroll", 64] > 4 * sizes["unroll", 8] / 2
 
 
+def test_auto_unrolls_short_solves_and_scans_long_ones():
+    """compiled_loop="auto": unrolled up to UNROLL_UP_TO stage evaluations (N × stages), scanned beyond."""
+    from stablenet.block import UNROLL_UP_TO
+
+    x = torch.randn(2, 4)
+    for method, steps, scanned in [("euler", UNROLL_UP_TO, False), ("euler", UNROLL_UP_TO + 1, True),
+                                   ("rk4", UNROLL_UP_TO // 3, False), ("rk4", UNROLL_UP_TO // 3 + 1, True)]:
+        torch._dynamo.reset()
+        (graph,) = captured_graphs(block(method, "autograd", steps=steps, nt=2), x)
+        assert scans(graph) == scanned, (method, steps)
+
+
 def test_compiled_loop_is_checked():
     with pytest.raises(ValueError, match="compiled_loop must be one of"):
         sn.ODEBlock(sn.SingleLayer(2), T=1.0, steps=2, method="euler", compiled_loop="while")
@@ -133,10 +150,12 @@ def test_inductor_scan_of_a_two_layer_verlet_block():
     inductor miscompiled inside a scan while the update was ``add`` with ``alpha``) and Verlet's
     two streams (whose scan needs fresh carry tensors)."""
     torch.manual_seed(6)
-    compiled_matches_eager(sn.ODEBlock(sn.DoubleLayer(4, nt=3), T=1.0, steps=5, method="euler"), torch.randn(3, 4),
-                           backend="inductor")
+    compiled_matches_eager(sn.ODEBlock(sn.DoubleLayer(4, nt=3), T=1.0, steps=5, method="euler",
+                                       compiled_loop="scan"), torch.randn(3, 4), backend="inductor")
     torch._dynamo.reset()
-    compiled_matches_eager(block("verlet", "autograd", steps=5, nt=3), torch.randn(3, 4), backend="inductor")
+    verlet = block("verlet", "autograd", steps=5, nt=3)
+    verlet.compiled_loop = "scan"
+    compiled_matches_eager(verlet, torch.randn(3, 4), backend="inductor")
 
 
 @pytest.mark.parametrize("dynamics,method,gradient,normalization", [
@@ -219,12 +238,13 @@ def test_compile_is_refused_with_newton_optimizers():
 
 
 def test_training_compile_with_inductor(tmp_path):
-    """The trainer's compile (no fullgraph, default inductor backend) lowers the scanned loop:
+    """The trainer's compile (no fullgraph, default inductor backend) lowers a scanned loop:
     inductor of torch 2.13 needs ``capture_scalar_outputs`` for it outside fullgraph, which the
     trainer sets around its compiled steps (``training.compile_settings``); the run matches the
     eager run's loss to float32 round-off."""
     from stablenet.app.training import train
 
-    eager = train(small_config(epochs=1), tmp_path / "eager", progress=False)
-    compiled = train(small_config(epochs=1, compile=True), tmp_path / "compiled", progress=False)
+    long = {"model.blocks.0.steps": 65}  # 130 Verlet stage evaluations: scanned (compiled_loop="auto")
+    eager = train(small_config(long, epochs=1), tmp_path / "eager", progress=False)
+    compiled = train(small_config(long, epochs=1, compile=True), tmp_path / "compiled", progress=False)
     assert compiled["val_loss"] == pytest.approx(eager["val_loss"], rel=1e-4)
