@@ -292,6 +292,10 @@ class Stablenet:
         return self.block(x)
 
 
+#: options of every torch.compile here (``--cpp-wrapper`` sets {"cpp_wrapper": True})
+INDUCTOR_OPTIONS: dict = {}
+
+
 class Compiled(Stablenet):
     """``torch.compile(block, fullgraph=True)`` (default inductor backend) on a copy of the block's
     weights with the given ``compiled_loop``; ``compile_s`` is the first call's forward + backward
@@ -301,7 +305,7 @@ class Compiled(Stablenet):
         block = copy.deepcopy(block)
         block.compiled_loop = compiled_loop
         super().__init__(block)
-        self.block = torch.compile(block, fullgraph=True)
+        self.block = torch.compile(block, fullgraph=True, options=INDUCTOR_OPTIONS)
         self.compile_s = None
 
     def warm(self, x, sync):
@@ -446,7 +450,12 @@ def main() -> None:
     parser.add_argument("--unroll", action="store_true",
                         help="also compile with compiled_loop='unroll' (minutes to build at N = 256)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--cpp-wrapper", action="store_true",
+                        help="compile with inductor's C++ wrapper (options={'cpp_wrapper': True}): the "
+                             "generated kernels are called from C++, not from a Python wrapper")
     args = parser.parse_args()
+    if args.cpp_wrapper:
+        INDUCTOR_OPTIONS["cpp_wrapper"] = True
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available")
     device = torch.device(args.device)
@@ -455,7 +464,8 @@ def main() -> None:
 
     gpu = f", GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
     print(f"torch {torch.__version__}, CPU {cpu_model()}{gpu}, {torch.get_num_threads()} thread(s), "
-          f"device {device}, float32, {args.repeats} interleaved repeats (median)\n", flush=True)
+          f"device {device}, float32, {args.repeats} interleaved repeats (median), "
+          f"inductor options {INDUCTOR_OPTIONS}\n", flush=True)
 
     results = []
     for key in args.cases:

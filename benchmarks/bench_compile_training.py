@@ -4,7 +4,8 @@ For each configuration: trains it for a few epochs eagerly, then the same run (s
 data) with ``training.compile = true``, each into a fresh temporary run directory, and prints a
 Markdown table: seconds per epoch eager, seconds per epoch compiled *without* the compiling
 steps (the history's ``compile_s``, the compiling steps' time beyond a plain step's, summed over
-the epochs), the ratio, the compile seconds, and the validation accuracy both reach (equal up to
+the epochs), the ratio, the compile seconds (cold: a fresh inductor cache directory unless
+``TORCHINDUCTOR_CACHE_DIR`` is set), and the validation accuracy both reach (equal up to
 float round-off in the order of operations).  Epoch seconds are the training wall time of
 metrics.json (every epoch's batches, validation, checkpoint) divided by the number of epochs.
 
@@ -19,16 +20,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 from pathlib import Path
 
-import torch
+if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:  # cold compiles: a fresh inductor cache per run
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench_compile_training_")
 
-import stablenet
-from stablenet.app.config import load_config
-from stablenet.app.training import train
+import torch  # noqa: E402
 
-from _machine import cpu_model
+import stablenet  # noqa: E402
+from stablenet.app.config import load_config  # noqa: E402
+from stablenet.app.training import train  # noqa: E402
+
+from _machine import cpu_model  # noqa: E402
 
 
 def run(path: Path, epochs: int, threads: int, compile_: bool) -> dict:
