@@ -2,6 +2,12 @@
 with exactly the metrics and history of an uninterrupted run (tests of several trainers use it)."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +52,42 @@ def interrupted_run_resumes_exactly(cfg, tmp_path, monkeypatch, stop_after: int,
     assert without_times(resumed) == without_times(reference)
     assert json.loads((run / "history.json").read_text()) == json.loads(
         (tmp_path / "reference" / "history.json").read_text())
+
+
+# -- a real SIGKILL of the `stablenet train` process ----------------------------------------------
+#: a run of 12 short epochs (peaks, Hamiltonian Verlet) for the kill -9 tests; ``extra`` lines go
+#: into its [training] table
+KILLED_RUN_CONFIG = (
+    'seed = 3\n[data]\nname = "peaks"\noptions = { n_train_per_class = 200, n_val_per_class = 20, '
+    'n_test_per_class = 10 }\n[model]\nopening = "duplicate"\n[[model.blocks]]\ndynamics = "hamiltonian"\n'
+    'width = 4\nT = 2.0\nsteps = 8\nmethod = "verlet"\n[training]\nepochs = 12\nbatch_size = 20\n'
+    'lr = 0.02\nthreads = 1\n')
+CLI_ENV = {**os.environ, "PYTHONHASHSEED": "0"}
+
+
+def cli_train(config_path: Path, out: Path, *options: str) -> subprocess.CompletedProcess:
+    """``stablenet train CONFIG --out OUT --quiet [options]`` in a new process."""
+    return subprocess.run([sys.executable, "-m", "stablenet.app.cli", "train", str(config_path), "--out", str(out),
+                           "--quiet", *options], env=CLI_ENV, capture_output=True, text=True)
+
+
+def train_and_sigkill(config_path: Path, run: Path, after_epoch: int, timeout: float = 120.0) -> None:
+    """Start ``stablenet train`` into ``run`` and SIGKILL it once its history holds ``after_epoch``
+    epochs (fails if it finishes first or no epoch appears within ``timeout`` seconds)."""
+    proc = subprocess.Popen([sys.executable, "-m", "stablenet.app.cli", "train", str(config_path), "--out", str(run),
+                             "--quiet"], env=CLI_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if len(json.loads((run / "history.json").read_text())) >= after_epoch:
+                    return
+            except (FileNotFoundError, json.JSONDecodeError):
+                pass
+            if proc.poll() is not None:
+                raise AssertionError("training finished before it could be killed")
+            time.sleep(0.01)
+        raise AssertionError("no checkpoint appeared")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()

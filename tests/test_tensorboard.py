@@ -4,11 +4,8 @@ duplicate or missing step, config errors, --overwrite."""
 
 import copy
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +21,7 @@ from stablenet.app.cli import main  # noqa: E402
 from stablenet.app.config import ConfigError, parse_config  # noqa: E402
 from stablenet.app.training import TrainingError, train  # noqa: E402
 
+from _resume import KILLED_RUN_CONFIG, cli_train, train_and_sigkill  # noqa: E402
 from helpers import raises_one_line, small_config, small_raw  # noqa: E402
 
 EPOCH_TAGS = {"loss/train", "loss/val", "accuracy/train", "accuracy/val", "lr", "time/epoch_s", "time/total_s"}
@@ -169,41 +167,15 @@ def test_a_resume_may_start_logging(tmp_path, monkeypatch):
         train(small_config(epochs=4, lr=0.5), run, resume=True, progress=False)
 
 
-def _wait_for_epoch(run: Path, epoch: int, proc, timeout=120.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if len(json.loads((run / "history.json").read_text())) >= epoch:
-                return
-        except (FileNotFoundError, json.JSONDecodeError):
-            pass
-        if proc.poll() is not None:
-            raise AssertionError("training finished before it could be killed")
-        time.sleep(0.01)
-    raise AssertionError("no checkpoint appeared")
-
-
 def test_sigkill_then_resume_logs_every_epoch_exactly_once(tmp_path):
     cfg_path = tmp_path / "small.toml"
-    cfg_path.write_text(
-        'seed = 3\n[data]\nname = "peaks"\noptions = { n_train_per_class = 200, n_val_per_class = 20, '
-        'n_test_per_class = 10 }\n[model]\nopening = "duplicate"\n[[model.blocks]]\ndynamics = "hamiltonian"\n'
-        'width = 4\nT = 2.0\nsteps = 8\nmethod = "verlet"\n[training]\nepochs = 12\nbatch_size = 20\n'
-        'lr = 0.02\nthreads = 1\nlog = ["tensorboard"]\nlog_stability_every = 2\n')
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    cfg_path.write_text(KILLED_RUN_CONFIG + 'log = ["tensorboard"]\nlog_stability_every = 2\n')
     run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "stablenet.app.cli", "train", str(cfg_path), "--out", str(run),
-                             "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_epoch(run, 3, proc)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    train_and_sigkill(cfg_path, run, after_epoch=3)
     assert not (run / "metrics.json").exists()
     killed_at = load_checkpoint(run)["epoch"]
     assert 3 <= killed_at < 12
-    done = subprocess.run([sys.executable, "-m", "stablenet.app.cli", "train", str(cfg_path), "--out", str(run),
-                           "--resume", "--quiet"], env=env, capture_output=True, text=True)
+    done = cli_train(cfg_path, run, "--resume")
     assert done.returncode == 0, done.stderr
     assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 2  # one per process
     _exactly_once(run, 12, 2)

@@ -1,11 +1,8 @@
 """Training end to end: run directory, determinism, resume after SIGKILL, bad input."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +13,7 @@ from stablenet.app.cli import main
 from stablenet.app.config import ConfigError, parse_config
 from stablenet.app.training import TrainingError, train
 
+from _resume import KILLED_RUN_CONFIG, cli_train, train_and_sigkill
 from helpers import SMALL, assert_cli_error, assert_png, raises_one_line, small_config, small_raw
 
 
@@ -109,43 +107,16 @@ def test_resume_refuses_a_changed_config_and_a_run_without_checkpoint(tmp_path):
         train(small_config(), tmp_path / "empty", resume=True, progress=False)
 
 
-def _wait_for_epoch(run: Path, epoch: int, proc, timeout=120.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if len(json.loads((run / "history.json").read_text())) >= epoch:
-                return
-        except (FileNotFoundError, json.JSONDecodeError):
-            pass
-        if proc.poll() is not None:
-            raise AssertionError("training finished before it could be killed")
-        time.sleep(0.01)
-    raise AssertionError("no checkpoint appeared")
-
-
 def test_sigkill_then_resume_gives_the_uninterrupted_metrics(tmp_path):
     cfg_path = tmp_path / "small.toml"
-    cfg_path.write_text(
-        'seed = 3\n[data]\nname = "peaks"\noptions = { n_train_per_class = 200, n_val_per_class = 20, '
-        'n_test_per_class = 10 }\n[model]\nopening = "duplicate"\n[[model.blocks]]\ndynamics = "hamiltonian"\n'
-        'width = 4\nT = 2.0\nsteps = 8\nmethod = "verlet"\n[training]\nepochs = 12\nbatch_size = 20\n'
-        'lr = 0.02\nthreads = 1\n')
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    cfg_path.write_text(KILLED_RUN_CONFIG)
     reference = tmp_path / "reference"
-    subprocess.run([sys.executable, "-m", "stablenet.app.cli", "train", str(cfg_path), "--out", str(reference),
-                    "--quiet"], check=True, env=env, capture_output=True)
+    assert cli_train(cfg_path, reference).returncode == 0
     run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "stablenet.app.cli", "train", str(cfg_path), "--out", str(run),
-                             "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_epoch(run, 3, proc)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    train_and_sigkill(cfg_path, run, after_epoch=3)
     assert not (run / "metrics.json").exists()
     load_checkpoint(run)  # the checkpoint left behind by the killed process is intact
-    done = subprocess.run([sys.executable, "-m", "stablenet.app.cli", "train", str(cfg_path), "--out", str(run),
-                           "--resume", "--quiet"], env=env, capture_output=True, text=True)
+    done = cli_train(cfg_path, run, "--resume")
     assert done.returncode == 0, done.stderr
     a = json.loads((reference / "metrics.json").read_text())
     b = json.loads((run / "metrics.json").read_text())
