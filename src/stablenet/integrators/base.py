@@ -172,7 +172,7 @@ def scan_solve(integrator: Integrator, f: RHS, rhs_of_row: Callable[[Any], RHS],
         out = torch.utils._pytree.tree_map(torch.clone, (y,) if stateless else (y, new_memory))
         # one scalar per step as the scan's stacked output: with none, inductor (torch 2.13)
         # fails to lower the scan or, for some right-hand sides, miscompiles it
-        return out, out[0][0].new_zeros(()) if type(y) is tuple else y.new_zeros(())
+        return out, torch.utils._pytree.tree_leaves(out)[0].new_zeros(())
 
     carry, _ = scan(body, (y,) if stateless else (y, memory), rows)
     return carry[0]
